@@ -1,0 +1,1 @@
+"""fast_ast: fast audio transformers (AST, Token Merging, knowledge distillation)."""

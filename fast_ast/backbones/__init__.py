@@ -1,0 +1,1 @@
+"""Backbones: modules mapping normalised log-mel features [batch, frames, mel_bins] to logits."""

@@ -1,0 +1,121 @@
+"""Audio Spectrogram Transformer (Gong, Chung, Glass, Interspeech 2021) on timm's DeiT modules.
+
+The parameter layout is the original AST's (`v.*` = a timm distilled DeiT, `mlp_head.*`), so
+original checkpoints load by stripping their `module.` prefix. The forward pass is written out
+here (not timm's) because the patch grid is strided and Token Merging hooks into the block loop.
+
+Shapes (B = batch, T = frames, F = mel bins, N = 2 + f_dim * t_dim tokens, D = embed_dim):
+    input  [B, T, F]  normalised log-mel filterbanks
+    tokens [B, N, D]  cls, distillation, then patches in (freq, time) row-major order
+    output [B, C]     logits = mlp_head((cls + dist) / 2) after the final LayerNorm
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from timm.models.deit import VisionTransformerDistilled
+from torch import nn
+
+NUM_PREFIX_TOKENS = 2  # cls + distillation token; never merged, always first
+
+
+def patch_grid(input_fdim: int, input_tdim: int, patch_size: int, fstride: int, tstride: int) -> tuple[int, int]:
+    """(f_dim, t_dim): number of patch rows (frequency) and columns (time) of the strided conv."""
+    if input_fdim < patch_size or input_tdim < patch_size:
+        raise ValueError(
+            f"input of {input_tdim} frames x {input_fdim} mel bins is smaller than one {patch_size}x{patch_size} patch"
+        )
+    return (input_fdim - patch_size) // fstride + 1, (input_tdim - patch_size) // tstride + 1
+
+
+class AST(nn.Module):
+    """AST classifier. `forward(x[B, T, F]) -> logits[B, num_classes]`."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        input_fdim: int = 128,
+        input_tdim: int = 1024,
+        patch_size: int = 16,
+        fstride: int = 10,
+        tstride: int = 10,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        norm_eps: float = 1e-6,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.input_fdim, self.input_tdim = input_fdim, input_tdim
+        self.patch_size, self.fstride, self.tstride = patch_size, fstride, tstride
+        self.grid = patch_grid(input_fdim, input_tdim, patch_size, fstride, tstride)
+        self.num_heads = num_heads
+        self.v = VisionTransformerDistilled(
+            img_size=(input_fdim, input_tdim),
+            patch_size=patch_size,
+            in_chans=1,
+            num_classes=0,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=True,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            norm_layer=partial(nn.LayerNorm, eps=norm_eps),
+        )
+        # Overlapping patches: AST's strided patch embedding and a pos-embed sized to its grid.
+        self.v.patch_embed.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride))
+        self.v.pos_embed = nn.Parameter(torch.zeros(1, NUM_PREFIX_TOKENS + self.num_patches, embed_dim))
+        nn.init.trunc_normal_(self.v.pos_embed, std=0.02)
+        self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim, eps=norm_eps), nn.Linear(embed_dim, num_classes))
+        # Token Merging is a runtime setting (fast_ast.tome.apply_tome), None = plain AST.
+        self.token_merging = None
+
+    @property
+    def embed_dim(self) -> int:
+        return self.v.embed_dim
+
+    @property
+    def depth(self) -> int:
+        return len(self.v.blocks)
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def num_tokens(self) -> int:
+        return NUM_PREFIX_TOKENS + self.num_patches
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] features -> [B, N, D] tokens with positional embedding."""
+        x = x.unsqueeze(1).transpose(2, 3)  # [B, 1, F, T]
+        x = self.v.patch_embed.proj(x).flatten(2).transpose(1, 2)  # [B, f_dim * t_dim, D]
+        batch = x.shape[0]
+        prefix = torch.cat((self.v.cls_token.expand(batch, -1, -1), self.v.dist_token.expand(batch, -1, -1)), dim=1)
+        x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
+        return self.v.pos_drop(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were merged)."""
+        x = self.embed(x)
+        if self.token_merging is None:
+            x = self.v.blocks(x)
+        else:
+            x = self.token_merging(self.v.blocks, x)
+        return self.v.norm(x)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, N', D] -> [B, D]: mean of the cls and distillation tokens."""
+        return (tokens[:, 0] + tokens[:, 1]) / 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp_head(self.pool(self.forward_features(x)))

@@ -1,0 +1,31 @@
+"""`python -m fast_ast.bench suite=<name> [model/tome overrides]`: speed measurements (conf/bench.yaml).
+
+Suites: throughput (eval clips/s of the configured model), and the suites registered in SUITES.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import hydra
+from omegaconf import DictConfig
+
+from fast_ast.resolvers import CONF_DIR, register_resolvers
+
+register_resolvers()
+
+# suite name -> module with `run(cfg: DictConfig) -> dict`
+SUITES = {
+    "throughput": "fast_ast.bench.throughput",
+}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
+def main(cfg: DictConfig) -> None:
+    if cfg.suite not in SUITES:
+        raise ValueError(f"suite={cfg.suite!r} is not a benchmark; choose one of {sorted(SUITES)}")
+    importlib.import_module(SUITES[cfg.suite]).run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""suite=throughput: eval clips/s of the configured model (waveform -> logits) after warm-up, median of repeats."""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from fast_ast.bench.timing import eval_throughput
+from fast_ast.bench.tokens import tokens_per_layer
+from fast_ast.modules.build import build_model
+
+
+def bench_device(cfg: DictConfig) -> torch.device:
+    return torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def build_bench_model(cfg: DictConfig) -> torch.nn.Module:
+    """The run's model, sized from the corpus config without loading any audio."""
+    datamodule = instantiate(cfg.data)
+    return build_model(cfg, datamodule).to(bench_device(cfg)).eval()
+
+
+def run(cfg: DictConfig) -> dict:
+    model = build_bench_model(cfg)
+    device = bench_device(cfg)
+    example = torch.randn(cfg.batch_size, model.hparams.clip_samples, device=device) * 0.1
+    result = eval_throughput(model, example, warmup=cfg.warmup, repeats=cfg.repeats)
+    result["tokens_per_layer"] = tokens_per_layer(model.backbone, model.frontend(example[:1]))
+    table = Table(title=f"eval throughput — {result['device']}")
+    for column in ("model", "tome", "tokens in", "tokens out", "clips/s"):
+        table.add_column(column)
+    table.add_row(
+        OmegaConf.to_container(cfg.model.backbone)["_target_"].rsplit(".", 1)[-1] + f" d{cfg.model.backbone.embed_dim}x{cfg.model.backbone.depth}",
+        str(OmegaConf.to_container(cfg.tome)),
+        str(result["tokens_per_layer"][0]),
+        str(result["tokens_per_layer"][-1]),
+        f"{result['clips_per_s']:.2f}",
+    )
+    Console().print(table)
+    return result

@@ -1,0 +1,44 @@
+"""AST's weight averaging (the recipes' wa_start..wa_end): the mean of the model's weights taken at the
+end of each epoch in [start_epoch, end_epoch] (1-based, inclusive). The average is applied after fit
+(train.py) and is what gets evaluated and saved as checkpoints/averaged.ckpt."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback
+
+
+class EpochWeightAveraging(Callback):
+    def __init__(self, start_epoch: int | None = None, end_epoch: int | None = None):
+        if (start_epoch is None) != (end_epoch is None):
+            raise ValueError("callbacks.weight_averaging needs both start_epoch and end_epoch (or neither)")
+        if start_epoch is not None and not 1 <= start_epoch <= end_epoch:
+            raise ValueError(f"callbacks.weight_averaging: need 1 <= start_epoch <= end_epoch, got {start_epoch}..{end_epoch}")
+        self.start_epoch, self.end_epoch = start_epoch, end_epoch
+        self.count = 0
+        self.average: dict[str, torch.Tensor] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.start_epoch is not None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if not self.enabled or not self.start_epoch <= epoch <= self.end_epoch:
+            return
+        state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        self.count += 1
+        if self.average is None:
+            self.average = state
+            return
+        for key, value in state.items():
+            if value.is_floating_point():
+                self.average[key] += (value - self.average[key]) / self.count
+            else:
+                self.average[key] = value
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "average": self.average}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.count, self.average = state_dict["count"], state_dict["average"]

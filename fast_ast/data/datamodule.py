@@ -1,0 +1,98 @@
+"""Base LightningDataModule shared by every corpus.
+
+A subclass sets `class_names` and `multilabel` in its __init__ (the model is sized from them before
+`setup`) and implements `build_split(name)` returning a Dataset of dicts
+{"audio": [clip_samples] float, "target": long or [C] float, "id": str}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+class AudioDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        batch_size: int | list[int] = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        clip_seconds: float = 10.0,
+        monitor: str = "val/acc",
+        features: dict[str, Any] | None = None,
+        augment: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        schedule = list(batch_size) if isinstance(batch_size, (list, tuple)) else [batch_size]
+        if not schedule or any(int(b) < 1 for b in schedule):
+            raise ValueError(f"data.batch_size must be a positive integer or a non-empty list of them, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        if clip_seconds <= 0:
+            raise ValueError(f"data.clip_seconds must be > 0, got {clip_seconds}")
+        self.batch_size_schedule = [int(b) for b in schedule]
+        self.eval_batch_size = eval_batch_size or self.batch_size_schedule[-1]
+        self.num_workers = num_workers
+        self.sample_rate = sample_rate
+        self.clip_seconds = clip_seconds
+        self.monitor = monitor
+        self.features = dict(features or {})
+        self.augment = dict(augment or {})
+        self.class_names: list[str] = []
+        self.multilabel = False
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def reloads_each_epoch(self) -> bool:
+        """A per-epoch batch-size schedule needs the train loader rebuilt every epoch."""
+        return len(self.batch_size_schedule) > 1
+
+    def batch_size_at(self, epoch: int) -> int:
+        return self.batch_size_schedule[min(epoch, len(self.batch_size_schedule) - 1)]
+
+    def build_split(self, split: str) -> Dataset:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_split")
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in SPLITS:
+            if split not in self.datasets:
+                self.datasets[split] = self.build_split(split)
+
+    def loader(self, split: str, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=False,
+            drop_last=False,
+        )
+
+    def train_sampler(self):
+        """Override for weighted/balanced sampling (None = uniform shuffling)."""
+        return None
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self.loader("train", self.batch_size_at(epoch), shuffle=True, sampler=self.train_sampler())
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", self.eval_batch_size, shuffle=False)

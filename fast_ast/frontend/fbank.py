@@ -1,0 +1,105 @@
+"""Batched Kaldi-compatible log-mel filterbanks (the AST recipes' features).
+
+Numerically matches `torchaudio.compliance.kaldi.fbank(wav, htk_compat=True, use_energy=False,
+window_type="hanning", dither=0.0, frame_shift=10, frame_length=25, num_mel_bins=F)` per clip, but runs
+on a whole batch at once on the training device.
+
+Shapes: waveform [B, S] at `sample_rate` -> fbank [B, frames, F] -> features [B, target_length, F].
+frames = 1 + (S - window) // shift (Kaldi's snip_edges=True); features are zero-padded or cropped to
+`target_length` frames (as AST pads the log-mel matrix) and normalised as (x - mean) / (2 * std).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mel_scale(freq: torch.Tensor) -> torch.Tensor:
+    """Kaldi's (HTK) mel scale: 1127 * ln(1 + f / 700)."""
+    return 1127.0 * torch.log1p(freq / 700.0)
+
+
+def kaldi_mel_banks(num_bins: int, fft_size: int, sample_rate: float, low_freq: float, high_freq: float) -> torch.Tensor:
+    """Triangular filters equally spaced on the mel scale: [num_bins, fft_size // 2 + 1] (last column zero, as Kaldi)."""
+    nyquist = sample_rate / 2
+    high_freq = high_freq if high_freq > 0 else nyquist + high_freq
+    if not 0 <= low_freq < high_freq <= nyquist:
+        raise ValueError(f"mel range must satisfy 0 <= low_freq < high_freq <= {nyquist}, got {low_freq}..{high_freq}")
+    mel_low, mel_high = mel_scale(torch.tensor(low_freq, dtype=torch.float64)), mel_scale(torch.tensor(high_freq, dtype=torch.float64))
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    index = torch.arange(num_bins, dtype=torch.float64).unsqueeze(1)
+    left, center, right = mel_low + index * delta, mel_low + (index + 1) * delta, mel_low + (index + 2) * delta
+    fft_mel = mel_scale(sample_rate / fft_size * torch.arange(fft_size // 2, dtype=torch.float64)).unsqueeze(0)
+    up = (fft_mel - left) / (center - left)
+    down = (right - fft_mel) / (right - center)
+    banks = torch.clamp(torch.minimum(up, down), min=0.0)
+    return F.pad(banks, (0, 1)).float()
+
+
+class FbankFrontend(nn.Module):
+    """Waveform [B, S] -> normalised log-mel features [B, target_length, num_mel_bins]."""
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        num_mel_bins: int = 128,
+        target_length: int = 1024,
+        norm_mean: float = 0.0,
+        norm_std: float = 0.5,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+        preemphasis: float = 0.97,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+    ):
+        super().__init__()
+        if norm_std <= 0:
+            raise ValueError(f"features.norm_std must be > 0, got {norm_std}")
+        self.sample_rate = sample_rate
+        self.num_mel_bins = num_mel_bins
+        self.target_length = target_length
+        self.norm_mean, self.norm_std = float(norm_mean), float(norm_std)
+        self.window_size = int(sample_rate * frame_length_ms / 1000)
+        self.window_shift = int(sample_rate * frame_shift_ms / 1000)
+        self.fft_size = 2 ** math.ceil(math.log2(self.window_size))
+        self.preemphasis = preemphasis
+        self.register_buffer("window", torch.hann_window(self.window_size, periodic=False), persistent=False)
+        banks = kaldi_mel_banks(num_mel_bins, self.fft_size, sample_rate, low_freq, high_freq)
+        self.register_buffer("mel_banks", banks.T.contiguous(), persistent=False)  # [fft_size // 2 + 1, F]
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + (num_samples - self.window_size) // self.window_shift
+
+    def fbank(self, waveform: torch.Tensor) -> torch.Tensor:
+        """[B, S] -> [B, frames, F] log-mel energies (Kaldi fbank of each clip, no clip mean removal)."""
+        if waveform.shape[-1] < self.window_size:
+            raise ValueError(f"waveform of {waveform.shape[-1]} samples is shorter than one {self.window_size}-sample frame")
+        frames = waveform.float().unfold(-1, self.window_size, self.window_shift)  # [B, frames, window]
+        frames = frames - frames.mean(dim=-1, keepdim=True)
+        previous = torch.cat((frames[..., :1], frames[..., :-1]), dim=-1)
+        frames = (frames - self.preemphasis * previous) * self.window
+        power = torch.fft.rfft(frames, n=self.fft_size).abs().pow(2)  # [B, frames, fft_size // 2 + 1]
+        mel = power @ self.mel_banks
+        return mel.clamp_min(torch.finfo(mel.dtype).eps).log()
+
+    def fit_frames(self, fbank: torch.Tensor) -> torch.Tensor:
+        """Zero-pad or crop [B, frames, F] to [B, target_length, F]."""
+        missing = self.target_length - fbank.shape[1]
+        if missing > 0:
+            return F.pad(fbank, (0, 0, 0, missing))
+        return fbank[:, : self.target_length]
+
+    def normalize(self, fbank: torch.Tensor) -> torch.Tensor:
+        return (fbank - self.norm_mean) / (2 * self.norm_std)
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """[B, S] -> [B, target_length, F] un-normalised log-mel (AST removes each clip's mean first)."""
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            return self.fit_frames(self.fbank(waveform - waveform.mean(dim=-1, keepdim=True)))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.features(waveform))

@@ -1,0 +1,1 @@
+"""Lightning modules: AudioClassifier (AST / ToMe-AST) and the knowledge-distillation student."""

@@ -1,0 +1,142 @@
+"""AudioClassifier: the LightningModule for AST and ToMe-AST on any corpus.
+
+waveform [B, S] --frontend--> features [B, T, F] --backbone--> logits [B, C].
+Single-label targets [B] long use cross-entropy (soft targets after mixup); multi-label targets [B, C]
+use BCE. All constructor arguments are plain containers so checkpoints rebuild the model on their own
+(see fast_ast.modules.checkpoint.load_classifier).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from fast_ast.backbones.weights import load_pretrained
+from fast_ast.frontend.augment import Augment, MixPlan
+from fast_ast.frontend.fbank import FbankFrontend
+from fast_ast.modules.finetune import apply_finetune
+from fast_ast.modules.metrics import build_metrics, finalize
+from fast_ast.modules.optim import build_optimizer, build_scheduler, check_optim
+from fast_ast.tome import apply_tome
+
+
+class AudioClassifier(L.LightningModule):
+    def __init__(
+        self,
+        backbone: dict[str, Any],
+        num_classes: int,
+        class_names: list[str],
+        multilabel: bool,
+        sample_rate: int,
+        clip_samples: int,
+        features: dict[str, Any],
+        augment: dict[str, Any],
+        optim: dict[str, Any],
+        finetune: dict[str, Any] | None = None,
+        tome: dict[str, Any] | None = None,
+        pretrained: str | None = None,
+        pretrained_format: str = "auto",
+        pretrained_prefix: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        check_optim(optim)
+        self.num_classes, self.multilabel, self.class_names = num_classes, multilabel, list(class_names)
+        self.frontend = FbankFrontend(sample_rate=sample_rate, **features)
+        self.augment = Augment(**augment)
+        self.backbone = instantiate(
+            backbone, num_classes=num_classes, input_fdim=self.frontend.num_mel_bins, input_tdim=self.frontend.target_length
+        )
+        if pretrained:
+            load_pretrained(self.backbone, pretrained, fmt=pretrained_format, prefix=pretrained_prefix)
+        self.configure_tome(tome or {})
+        apply_finetune(self.backbone, **(finetune or {}))
+        self.val_metrics = build_metrics(num_classes, multilabel).clone(prefix="val/")
+        self.test_metrics = build_metrics(num_classes, multilabel).clone(prefix="test/")
+
+    def configure_tome(self, tome: dict[str, Any]) -> None:
+        """(Re)sets Token Merging on the backbone: works on a model trained with or without it."""
+        apply_tome(self.backbone, **tome)
+
+    # ---- forward paths -------------------------------------------------------------------------
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, S] waveform -> [B, C] logits (no augmentation)."""
+        return self.backbone(self.frontend(audio))
+
+    def train_features(self, audio: torch.Tensor, plan: MixPlan | None) -> torch.Tensor:
+        """[B, S] -> [B, T, F] augmented, normalised features (mixup at the configured level)."""
+        if plan is not None and self.augment.mixup_level == "waveform":
+            audio = plan(audio)
+        fbank = self.frontend.features(audio)
+        if plan is not None and self.augment.mixup_level == "features":
+            fbank = plan(fbank)
+        return self.augment.perturb(self.frontend.normalize(self.augment.mask(fbank)))
+
+    def target_matrix(self, target: torch.Tensor) -> torch.Tensor:
+        """[B] class indices or [B, C] multi-hot -> [B, C] float targets."""
+        if target.dim() == 1:
+            return F.one_hot(target, self.num_classes).float()
+        return target.float()
+
+    def label_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """logits [B, C], float targets [B, C] (probabilities or multi-hot)."""
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.cross_entropy(logits, targets)
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
+
+    # ---- training ------------------------------------------------------------------------------
+    def training_loss(self, logits: torch.Tensor, batch: dict, plan: MixPlan | None) -> tuple[torch.Tensor, dict]:
+        """Returns (loss, values to log). Subclasses (KD) add terms here."""
+        targets = self.target_matrix(batch["target"])
+        if plan is not None:
+            targets = plan(targets)
+        loss = self.label_loss(logits, targets)
+        return loss, {"train/loss": loss}
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        audio = batch["audio"]
+        plan = self.augment.mix_plan(audio.shape[0], audio.device)
+        logits = self.backbone(self.train_features(audio, plan))
+        loss, logs = self.training_loss(logits, batch, plan)
+        self.log_dict(logs, prog_bar=True, batch_size=audio.shape[0])
+        return loss
+
+    def evaluation_step(self, batch: dict, metrics, stage: str) -> None:
+        logits = self(batch["audio"])
+        targets = batch["target"]
+        loss = self.label_loss(logits, self.target_matrix(targets))
+        metrics.update(self.scores(logits), targets.long() if self.multilabel else targets)
+        self.log(f"{stage}/loss", loss, batch_size=logits.shape[0], sync_dist=True)
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        self.evaluation_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict, batch_index: int) -> None:
+        self.evaluation_step(batch, self.test_metrics, "test")
+
+    def log_metrics(self, metrics) -> None:
+        self.log_dict(finalize(metrics.compute()), prog_bar=True, sync_dist=True)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_metrics(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_metrics(self.test_metrics)
+
+    def configure_optimizers(self):
+        optim = self.hparams.optim
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_optimizer(parameters, optim)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = build_scheduler(optimizer, optim.get("schedule", {}), lambda: self.trainer.current_epoch, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,56 @@
+"""results.json: the stable, documented record of one run (read by sweep reports).
+
+Keys (version 1):
+  version        1
+  task           "train" | "eval"
+  status         "completed" | "failed" (with "error")
+  run_dir        the run directory
+  overrides      Hydra's command-line overrides of this job, e.g. ["tome.r=16", "kd.lambda=0.1"]
+  monitor        {"name": "val/acc", "best": float | null}
+  metrics        final metrics, e.g. {"val/acc": .., "val/mAP": .., "test/acc": .., ...}
+  checkpoints    {"best": path | null, "last": path | null, "averaged": path | null}
+  params         {"total": int, "trainable": int}
+  tokens         {"input": N tokens entering block 1, "per_layer": [tokens entering each block]}
+  throughput     {"clips_per_s": float, "batch_size": int, "repeats": int, "device": str}
+  tome           the tome config ({"r": .., ...}); kd: the kd config
+  wall_time_s    seconds from start to end of the task
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+RESULTS_VERSION = 1
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_results(run_dir: str | Path, results: dict[str, Any]) -> Path:
+    path = Path(run_dir) / RESULTS_FILE
+    payload = {"version": RESULTS_VERSION, **_jsonable(results)}
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / RESULTS_FILE
+    results = json.loads(path.read_text())
+    if results.get("version") != RESULTS_VERSION:
+        raise ValueError(f"{path}: results version {results.get('version')}, expected {RESULTS_VERSION}")
+    return results

@@ -1,0 +1,92 @@
+"""Bipartite soft matching and the merges it drives (Token Merging, Bolya et al., ICLR 2023, Sec. 3).
+
+Pure functions on token tensors. Shapes (B = batch, N = tokens, C = channels, P = protected prefix tokens):
+    metric [B, N, C]   what similarity is measured on (the attention keys averaged over heads)
+    x      [B, N, C]   any per-token tensor to merge (features, sizes [B, N, 1], sources [B, N, N0])
+    result [B, N - r, C]  laid out as: the P protected tokens, the unmerged tokens of set A (original
+                          order), then every token of set B (original order, merged tokens folded in).
+
+Set A holds the mergeable tokens at even offsets after the prefix (P, P + 2, ...), set B those at odd
+offsets (P + 1, P + 3, ...). Every A token is linked to its most similar B token (cosine similarity)
+and the r A tokens with the most similar links are merged into their B partner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Which tokens merge, as indices into the two sets (A = x[:, P::2], B = x[:, P + 1::2]).
+
+    kept_a   [B, |A| - r]  A tokens that stay, ascending
+    merged_a [B, r]        A tokens merged away, most similar link first
+    into_b   [B, r]        the B token each of merged_a is merged into
+    """
+
+    num_protected: int
+    kept_a: torch.Tensor
+    merged_a: torch.Tensor
+    into_b: torch.Tensor
+
+    @property
+    def r(self) -> int:
+        return self.merged_a.shape[1]
+
+
+def max_merges(num_tokens: int, num_protected: int) -> int:
+    """Most pairs one layer can merge: half of its mergeable (unprotected) tokens, rounded down."""
+    return max(num_tokens - num_protected, 0) // 2
+
+
+def bipartite_soft_matching(metric: torch.Tensor, r: int, num_protected: int) -> Matching:
+    """metric [B, N, C] -> the Matching that merges min(r, max_merges(N, P)) pairs.
+
+    The first `num_protected` tokens (cls, distillation) take no part: they are never merged.
+    Selection is not differentiable (indices); gradients flow through the merged values instead.
+    """
+    r = min(r, max_merges(metric.shape[1], num_protected))
+    with torch.no_grad():
+        metric = metric[:, num_protected:]
+        metric = metric / metric.norm(dim=-1, keepdim=True)
+        a, b = metric[:, ::2], metric[:, 1::2]
+        scores = a @ b.transpose(1, 2)  # [B, |A|, |B|] cosine similarities
+        best_score, best_b = scores.max(dim=-1)  # [B, |A|]
+        order = torch.sort(best_score, dim=-1, descending=True, stable=True).indices
+        merged_a = order[:, :r]
+        kept_a = torch.sort(order[:, r:], dim=-1).values
+        into_b = best_b.gather(1, merged_a)
+    return Matching(num_protected, kept_a, merged_a, into_b)
+
+
+def merge_tokens(matching: Matching, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """x [B, N, C] -> [B, N - r, C]: each merged A token folded into its B token with `reduce`
+    ("sum", "mean", "amax", ...; the B token itself counts, as torch.scatter_reduce(include_self=True))."""
+    p = matching.num_protected
+    prefix, a, b = x[:, :p], x[:, p::2], x[:, p + 1 :: 2]
+    channels = x.shape[-1]
+    kept = a.gather(1, matching.kept_a.unsqueeze(-1).expand(-1, -1, channels))
+    moved = a.gather(1, matching.merged_a.unsqueeze(-1).expand(-1, -1, channels))
+    b = b.scatter_reduce(1, matching.into_b.unsqueeze(-1).expand(-1, -1, channels), moved, reduce=reduce)
+    return torch.cat((prefix, kept, b), dim=1)
+
+
+def merge_wavg(
+    matching: Matching, x: torch.Tensor, size: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Size-weighted average merge. x [B, N, C], size [B, N, 1] (None = all ones: every token one patch)
+    -> (x [B, N - r, C], size [B, N - r, 1]): a merged token is sum(size_i * x_i) / sum(size_i)."""
+    if size is None:
+        size = torch.ones_like(x[..., :1])
+    x = merge_tokens(matching, x * size, "sum")
+    size = merge_tokens(matching, size, "sum")
+    return x / size, size
+
+
+def merge_source(matching: Matching, source: torch.Tensor) -> torch.Tensor:
+    """Tracks which input tokens each token holds. source [B, N, N0] of 0/1 (identity before the first
+    merge) -> [B, N - r, N0]; each row sums to that token's size."""
+    return merge_tokens(matching, source, "sum")

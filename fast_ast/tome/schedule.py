@@ -1,0 +1,57 @@
+"""How many token pairs each block merges: `tome.r` / `tome.inflection` -> one r per layer.
+
+`tome.r` is either a constant (the same r in every layer, or ToMe's linear schedule when
+`tome.inflection` != 0) or an explicit per-layer list. ToMe's schedule (Bolya et al., code release)
+runs linearly from r * (1 - inflection) in the first layer to r * (1 + inflection) in the last, so the
+total stays about r * depth: inflection -1 is the paper's "decreasing" schedule, 0 a constant r.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fast_ast.tome.merge import max_merges
+
+
+def _check_count(value, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def requested_schedule(r: int | Sequence[int], inflection: float | None, depth: int) -> list[int]:
+    """The r asked for in each of `depth` layers (before capping to what a layer holds)."""
+    inflection = 0.0 if inflection is None else inflection
+    if isinstance(inflection, bool) or not isinstance(inflection, (int, float)) or not -1.0 <= inflection <= 1.0:
+        raise ValueError(f"tome.inflection must be a number in [-1, 1], got {inflection!r}")
+    if isinstance(r, Sequence) and not isinstance(r, str):
+        if len(r) != depth:
+            raise ValueError(f"tome.r lists one r per layer: expected {depth} values, got {len(r)} ({list(r)})")
+        if inflection != 0:
+            raise ValueError(f"tome.inflection applies to a constant tome.r, not to a per-layer list (got {inflection})")
+        return [_check_count(value, f"tome.r[{layer}]") for layer, value in enumerate(r)]
+    r = _check_count(r, "tome.r")
+    first = int(r * (1.0 - inflection))
+    last = 2 * r - first
+    if depth == 1:
+        return [r]
+    return [int(first + (last - first) * layer / (depth - 1)) for layer in range(depth)]
+
+
+def capped_schedule(requested: Sequence[int], num_tokens: int, num_protected: int) -> list[int]:
+    """Per-layer r after capping each layer at half the mergeable tokens entering it."""
+    capped = []
+    for r in requested:
+        r = min(r, max_merges(num_tokens, num_protected))
+        capped.append(r)
+        num_tokens -= r
+    return capped
+
+
+def tokens_per_layer(num_tokens: int, schedule: Sequence[int]) -> list[int]:
+    """Tokens entering each block's attention under a capped schedule (the block's MLP sees r fewer)."""
+    counts = []
+    for r in schedule:
+        counts.append(num_tokens)
+        num_tokens -= r
+    return counts

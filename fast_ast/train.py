@@ -1,0 +1,133 @@
+"""`python -m fast_ast.train [overrides]`: train, validate and test a model; write results.json.
+
+The task function `train(cfg)` composes nothing itself: everything comes from conf/ (Hydra).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fast_ast.bench.timing import eval_throughput
+from fast_ast.bench.tokens import tokens_per_layer
+from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
+from fast_ast.modules.build import build_model
+from fast_ast.resolvers import CONF_DIR, register_resolvers
+from fast_ast.results import write_results
+from fast_ast.summary import print_summary
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    """Instantiates every entry of a callbacks/logger group (entries set to null are skipped)."""
+    return [instantiate(entry) for entry in (group or {}).values() if entry is not None and "_target_" in entry]
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    if cfg.resume in (None, "none", "null"):
+        return None
+    if cfg.resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    if not Path(cfg.resume).is_file():
+        raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
+    return str(cfg.resume)
+
+
+def job_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def evaluate(trainer: L.Trainer, model, datamodule, run_test: bool) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for results in trainer.validate(model, datamodule=datamodule, verbose=False):
+        metrics.update(results)
+    if run_test:
+        for results in trainer.test(model, datamodule=datamodule, verbose=False):
+            metrics.update(results)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def load_weights(model, checkpoint_path: str) -> None:
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Runs one training job and returns its results (also written to <run dir>/results.json)."""
+    started = time.time()
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = build_model(cfg, datamodule)
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        reload_dataloaders_every_n_epochs=1 if datamodule.reloads_each_epoch else 0,
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+
+    checkpointing = trainer.checkpoint_callback
+    best = checkpointing.best_model_path if checkpointing is not None else ""
+    last = checkpointing.last_model_path if checkpointing is not None else ""
+    averaged = None
+    averaging = next((c for c in callbacks if isinstance(c, EpochWeightAveraging) and c.average is not None), None)
+    if averaging is not None:
+        model.load_state_dict(averaging.average)
+        averaged = str(run_dir / "checkpoints" / "averaged.ckpt")
+        trainer.save_checkpoint(averaged, weights_only=True)
+    elif best and not trainer.fast_dev_run:
+        load_weights(model, best)
+    metrics = evaluate(trainer, model, datamodule, cfg.test)
+
+    device = next(model.parameters()).device
+    example = torch.randn(cfg.throughput.batch_size, datamodule.clip_samples, device=device) * 0.1
+    backbone = model.backbone.eval()
+    results = {
+        "task": "train",
+        "status": "completed",
+        "run_dir": str(run_dir.resolve()),
+        "overrides": job_overrides(),
+        "monitor": {
+            "name": cfg.data.monitor,
+            "best": float(checkpointing.best_model_score) if checkpointing is not None and checkpointing.best_model_score is not None else None,
+        },
+        "metrics": metrics,
+        "checkpoints": {"best": best or None, "last": last or None, "averaged": averaged},
+        "params": {
+            "total": sum(p.numel() for p in model.backbone.parameters()),
+            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
+        },
+        "tokens": {"per_layer": tokens_per_layer(backbone, model.frontend(example[:1]))},
+        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        "tome": OmegaConf.to_container(cfg.tome, resolve=True),
+        "kd": OmegaConf.to_container(cfg.kd, resolve=True),
+        "wall_time_s": time.time() - started,
+    }
+    results["tokens"]["input"] = results["tokens"]["per_layer"][0]
+    write_results(run_dir, results)
+    print_summary(results)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    return results["metrics"].get(cfg.data.monitor)
+
+
+if __name__ == "__main__":
+    main()
