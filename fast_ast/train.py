@@ -6,15 +6,20 @@ The task function `train(cfg)` composes nothing itself: everything comes from co
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fast_ast.bench.timing import eval_throughput
 from fast_ast.bench.tokens import tokens_per_layer
@@ -38,7 +43,10 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         return None
     if cfg.resume == "auto":
         last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        if not last.is_file():
+            return None
+        log.info("resume=auto: continuing from %s", last)
+        return str(last)
     if not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
     return str(cfg.resume)
@@ -46,6 +54,17 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
 
 def job_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def point_ddp_ranks_at_this_job() -> None:
+    """Lightning starts local DDP ranks 1.. by re-running `sys.argv[1:] hydra.run.dir=<hydra.run.dir>`.
+    In a sweep job that would start the whole sweep again: make it this job's overrides and directory."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    hydra_cfg = HydraConfig.get()
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with open_dict(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
 def evaluate(trainer: L.Trainer, model, datamodule, run_test: bool) -> dict[str, float]:
@@ -72,6 +91,9 @@ def train(cfg: DictConfig) -> dict:
     model = build_model(cfg, datamodule)
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    point_ddp_ranks_at_this_job()
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -92,6 +114,8 @@ def train(cfg: DictConfig) -> dict:
     elif best and not trainer.fast_dev_run:
         load_weights(model, best)
     metrics = evaluate(trainer, model, datamodule, cfg.test)
+    if not trainer.is_global_zero:  # DDP: rank 0 measures, records and prints
+        return {"status": "completed", "metrics": metrics}
 
     device = next(model.parameters()).device
     example = torch.randn(cfg.throughput.batch_size, datamodule.clip_samples, device=device) * 0.1
@@ -118,14 +142,70 @@ def train(cfg: DictConfig) -> dict:
         "wall_time_s": time.time() - started,
     }
     results["tokens"]["input"] = results["tokens"]["per_layer"][0]
+    summarise_in_wandb(loggers, results)
     write_results(run_dir, results)
     print_summary(results)
     return results
 
 
+def summarise_in_wandb(loggers: list, results: dict) -> None:
+    """The W&B run summary gets what its parallel-coordinates and scatter panels compare across runs
+    (the final metrics are already there, as the last values logged)."""
+    summary = {
+        f"best/{results['monitor']['name']}": results["monitor"]["best"],
+        "throughput/clips_per_s": results["throughput"]["clips_per_s"],
+        "params/total": results["params"]["total"],
+        "params/trainable": results["params"]["trainable"],
+        "tokens/input": results["tokens"]["input"],
+    }
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(summary)
+
+
+def finish_wandb_run(exit_code: int) -> None:
+    """Closes this job's W&B run (WandbLogger leaves it open) so that the next job of a sweep starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def record_failure(cfg: DictConfig, error: BaseException, started: float) -> None:
+    """results.json with status "failed" and the error, and traceback.txt, in the job's directory."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
+    failure = {
+        "task": "train",
+        "status": "failed",
+        "run_dir": str(run_dir.resolve()),
+        "overrides": job_overrides(),
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": str(run_dir / "traceback.txt"),
+        "wall_time_s": time.time() - started,
+    }
+    write_results(run_dir, failure)
+    log.error("job failed: %s (traceback in %s)", failure["error"], failure["traceback"])
+
+
+def train_and_record(cfg: DictConfig) -> dict:
+    """train(cfg); a failure is written to the job's directory and re-raised. Hydra's sweepers run the
+    remaining jobs of the sweep before reporting failures, so one failed job does not stop the others."""
+    started = time.time()
+    try:
+        results = train(cfg)
+    except Exception as error:
+        finish_wandb_run(exit_code=1)
+        if rank_zero_only.rank == 0:
+            record_failure(cfg, error, started)
+        raise
+    finish_wandb_run(exit_code=0)
+    return results
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
+    results = train_and_record(cfg)
     return results["metrics"].get(cfg.data.monitor)
 
 

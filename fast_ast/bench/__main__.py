@@ -17,6 +17,10 @@ register_resolvers()
 # suite name -> module with `run(cfg: DictConfig) -> dict`
 SUITES = {
     "throughput": "fast_ast.bench.throughput",
+    "tome": "fast_ast.bench.tome",
+    "loader": "fast_ast.bench.loader",
+    "hf": "fast_ast.bench.hf",
+    "frontend": "fast_ast.bench.frontend",
 }
 
 

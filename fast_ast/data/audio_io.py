@@ -1,6 +1,6 @@
 """Reading audio files: soundfile decode -> mono -> resample -> fixed length.
 
-All functions return float32 numpy/torch waveforms [samples]. Errors name the file and the reason.
+All functions return float32 torch waveforms [samples]. Errors name the file and the reason.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+CROP_MODES = ("random", "center", "start")
+
 
 class AudioReadError(RuntimeError):
     """A file that cannot be used as audio; `path` and `reason` say which and why."""
@@ -21,20 +23,42 @@ class AudioReadError(RuntimeError):
         self.path, self.reason = str(path), reason
 
 
-def read_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Decode `path` (wav/flac/ogg...) to a mono float32 waveform [samples] at `sample_rate`."""
+def read_audio(path: str | Path, sample_rate: int, start: int = 0, length: int | None = None) -> torch.Tensor:
+    """Decode `path` (wav/flac/ogg/mp3...) to a mono float32 waveform [samples] at `sample_rate`.
+
+    `start` and `length` (samples at `sample_rate`; None = to the end) select a window: a file already at
+    `sample_rate` decodes only that window, any other is decoded whole, resampled, then sliced.
+    """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [samples, channels]
+        with sf.SoundFile(str(path)) as source:
+            same_rate = source.samplerate == sample_rate
+            if same_rate and start > 0:
+                source.seek(start)
+            frames = length if same_rate and length is not None else -1
+            data = source.read(frames, dtype="float32", always_2d=True)  # [samples, channels]
+            rate = source.samplerate
     except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         raise AudioReadError(path, f"cannot decode ({type(error).__name__}: {error})") from error
     if data.shape[0] == 0:
-        raise AudioReadError(path, "zero length")
+        raise AudioReadError(path, "zero length" if start == 0 else f"no samples from sample {start}")
     if not np.isfinite(data).all():
         raise AudioReadError(path, "contains NaN or infinite samples")
     waveform = torch.from_numpy(data.mean(axis=1))
-    if rate != sample_rate:
+    if not same_rate:
         waveform = AF.resample(waveform, rate, sample_rate)
+        waveform = waveform[start : None if length is None else start + length]
     return waveform
+
+
+def crop_start(excess: int, mode: str, generator: torch.Generator | None = None) -> int:
+    """First sample of a window cropped from a clip `excess` samples longer than the window."""
+    if mode == "random":
+        return int(torch.randint(0, excess + 1, (1,), generator=generator))
+    if mode == "center":
+        return excess // 2
+    if mode == "start":
+        return 0
+    raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
 
 
 def fit_length(waveform: torch.Tensor, length: int, mode: str = "start", generator: torch.Generator | None = None) -> torch.Tensor:
@@ -42,12 +66,5 @@ def fit_length(waveform: torch.Tensor, length: int, mode: str = "start", generat
     excess = waveform.shape[-1] - length
     if excess <= 0:
         return torch.nn.functional.pad(waveform, (0, -excess))
-    if mode == "random":
-        start = int(torch.randint(0, excess + 1, (1,), generator=generator))
-    elif mode == "center":
-        start = excess // 2
-    elif mode == "start":
-        start = 0
-    else:
-        raise ValueError(f"crop mode must be 'random', 'center' or 'start', got {mode!r}")
+    start = crop_start(excess, mode, generator)
     return waveform[..., start : start + length]

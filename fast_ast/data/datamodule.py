@@ -66,6 +66,13 @@ class AudioDataModule(L.LightningDataModule):
     def build_split(self, split: str) -> Dataset:
         raise NotImplementedError(f"{type(self).__name__} must implement build_split")
 
+    def plain_split(self, split: str) -> Dataset:
+        """The split's clips without training-time randomness (random crops, noise mixing); after setup.
+
+        Used for statistics (python -m fast_ast.stats); corpora with such randomness override it.
+        """
+        return self.datasets[split]
+
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
             if split not in self.datasets:

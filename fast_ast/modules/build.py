@@ -21,7 +21,21 @@ def corpus_arguments(datamodule: AudioDataModule) -> dict:
     }
 
 
+KD_STUDENT = "fast_ast.modules.kd_student.KDStudent"
+EVENT_CLASSIFIER = "fast_ast.modules.event_classifier.EventClassifier"
+
+
 def build_model(cfg: DictConfig, datamodule: AudioDataModule):
-    """`cfg.model` instantiated with the corpus's arguments and the `tome` group."""
+    """`cfg.model` instantiated with the corpus's arguments and the `tome` group.
+
+    With kd.name != none the same classifier arguments build a KDStudent, which also takes the kd group.
+    """
+    if getattr(datamodule, "has_frame_targets", False) and cfg.model._target_ != EVENT_CLASSIFIER:
+        raise ValueError(f"{type(datamodule).__name__} has frame-level targets: use model=ast_events (experiment=events_ast)")
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
-    return instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, _convert_="all")
+    kd = OmegaConf.to_container(cfg.kd, resolve=True) if "kd" in cfg else {"name": "none"}
+    if kd["name"] == "none":
+        return instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, _convert_="all")
+    if cfg.model._target_ != "fast_ast.modules.classifier.AudioClassifier":
+        raise ValueError(f"kd={kd['name']} distils into an AudioClassifier; model._target_ is {cfg.model._target_}")
+    return instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, kd=kd, _target_=KD_STUDENT, _convert_="all")

@@ -1,0 +1,101 @@
+"""`python -m fast_ast.export ckpt_path=... out=DIR`: a checkpoint as a Hugging Face AST directory.
+
+DIR/config.json              ASTConfig of the backbone (fast_ast.backbones.hf_keys.hf_config) with the class
+                             names as id2label/label2id and problem_type (single- or multi-label)
+DIR/model.safetensors        the backbone in ASTForAudioClassification's key layout (hf_keys.ast_to_hf)
+DIR/preprocessor_config.json ASTFeatureExtractor with the checkpoint's sample rate, mel bins, max_length =
+                             target_length and normalisation mean/std (it computes (x - mean) / (2 std), as
+                             FbankFrontend does)
+
+`transformers.ASTForAudioClassification.from_pretrained(DIR)` and `pipeline("audio-classification", model=DIR)`
+then give the project's logits and scores; `model.pretrained=DIR` loads it back for training. What the
+Hugging Face AST cannot run is not exported, with a warning: Token Merging (the weights are the plain
+AST's, run at r = 0) and the frame head of event models (clip logits only).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from safetensors.torch import save_file
+
+from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
+from fast_ast.frontend.fbank import FbankFrontend
+from fast_ast.inference.model import is_event_model, load_for_inference
+from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.resolvers import CONF_DIR, register_resolvers
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+# ASTFeatureExtractor calls torchaudio's Kaldi fbank with these defaults; FbankFrontend must use the same.
+HF_FIXED_FEATURES = {"frame_length_ms": 25.0, "frame_shift_ms": 10.0, "preemphasis": 0.97, "low_freq": 20.0, "high_freq": 0.0}
+
+
+def feature_extractor_config(features: dict[str, Any], sample_rate: int) -> dict[str, Any]:
+    """preprocessor_config.json for ASTFeatureExtractor reproducing FbankFrontend(sample_rate, **features)."""
+    defaults = {name: p.default for name, p in inspect.signature(FbankFrontend).parameters.items()}
+    settings = {**defaults, **features}
+    different = [f"{key}={settings[key]} (Hugging Face: {value})" for key, value in HF_FIXED_FEATURES.items() if settings[key] != value]
+    if different:
+        raise ValueError(f"ASTFeatureExtractor cannot reproduce these features of the checkpoint: {', '.join(different)}")
+    return {
+        "feature_extractor_type": "ASTFeatureExtractor",
+        "feature_size": 1,
+        "sampling_rate": int(sample_rate),
+        "num_mel_bins": int(settings["num_mel_bins"]),
+        "max_length": int(settings["target_length"]),
+        "padding_value": 0.0,
+        "do_normalize": True,
+        "mean": float(settings["norm_mean"]),
+        "std": float(settings["norm_std"]),
+        "return_attention_mask": False,
+    }
+
+
+def export_hf(model: AudioClassifier, out: str | Path) -> Path:
+    """Writes `model` as a Hugging Face ASTForAudioClassification directory `out` (see the module docstring)."""
+    out = Path(out)
+    if model.backbone.token_merging is not None:
+        log.warning(
+            "the checkpoint runs with Token Merging (%s); Hugging Face's AST has no token merging: the export holds "
+            "the same weights run as the plain AST (r = 0), whose outputs differ from the ToMe model's",
+            model.backbone.token_merging,
+        )
+    if is_event_model(model):
+        log.warning("event model: Hugging Face's ASTForAudioClassification has no frame head; only clip logits are exported")
+    preprocessor = feature_extractor_config(model.hparams.features, model.hparams.sample_rate)
+    config = hf_config(model.backbone, model.class_names)
+    config["problem_type"] = "multi_label_classification" if model.multilabel else "single_label_classification"
+    weights = ast_to_hf({key: value.detach().cpu().contiguous() for key, value in model.backbone.state_dict().items()})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (out / PREPROCESSOR_FILE).write_text(json.dumps(preprocessor, indent=2) + "\n")
+    save_file(weights, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    log.info("exported %s to %s (%d classes)", type(model).__name__, out, model.num_classes)
+    return out
+
+
+def export(cfg: DictConfig) -> Path:
+    # The trained ToMe setting is kept so that the warning above names it; it does not change the weights.
+    model = load_for_inference(cfg.ckpt_path, None, torch.device("cpu"))
+    return export_hf(model, cfg.out)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    print(export(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""EventClassifier: an AudioClassifier with a frame-level head, so event timing is learnt (data=events).
+
+waveform [B, S] -> features [B, T, F] -> tokens [B, N', D], then
+    clip logits   [B, C]         mlp_head((cls + dist) / 2), as AudioClassifier
+    frame logits  [B, t_dim, C]  frame_head(patch tokens averaged over the f_dim frequency rows): one
+                                 output per time column of the token grid. With Token Merging the
+                                 final tokens are first unmerged with ToMe's source tracking (every
+                                 input patch takes the value of the token that absorbed it).
+Time resolution of frame_logits: column j spans fbank frames [j * tstride, j * tstride + patch_size);
+its centre is at frame_offset_s + j * frame_hop_s seconds into the clip, with
+    frame_hop_s    = tstride * frame shift                           (0.1 s: tstride 10, 10 ms shift)
+    frame_offset_s = ((patch_size - 1) / 2 * shift + window / 2)     (0.0875 s: patch 16, 25 ms window).
+Training: BCE on clip logits + frame_loss_weight * BCE on the frame logits linearly interpolated at the
+centres of the data's `event_bins` target bins (they tile the clip evenly; targets [B, C, bins]).
+Metrics (val/ and test/): the clip-level ones of AudioClassifier, and on target bins per class
+frame_AP/<class> and frame_F1/<class> (probability >= frame_threshold), with their macro averages
+frame_mAP (over classes with a positive bin) and frame_F1.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
+
+from fast_ast.backbones.ast import NUM_PREFIX_TOKENS
+from fast_ast.frontend.augment import MixPlan
+from fast_ast.modules.checkpoint import read_checkpoint
+from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.tome import apply_tome
+
+
+def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """tokens [B, N', D] and ToMe source [B, N', N] (0/1) -> [B, N, D]: each input token gets its final token."""
+    return source.transpose(1, 2).to(tokens.dtype) @ tokens
+
+
+def time_tokens(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """[B, 2 + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
+    f_dim, t_dim = grid
+    patches = tokens[:, NUM_PREFIX_TOKENS:]
+    return patches.reshape(patches.shape[0], f_dim, t_dim, patches.shape[-1]).mean(dim=1)
+
+
+def interpolate_frames(values: torch.Tensor, source_times: torch.Tensor, target_times: torch.Tensor) -> torch.Tensor:
+    """[B, T, C] at increasing `source_times` [T] -> [B, K, C] at `target_times` [K]: linear, held constant outside."""
+    if values.shape[1] == 1:
+        return values.expand(-1, target_times.shape[0], -1)
+    right = torch.searchsorted(source_times, target_times).clamp(1, source_times.shape[0] - 1)
+    left = right - 1
+    weight = ((target_times - source_times[left]) / (source_times[right] - source_times[left])).clamp(0, 1)
+    weight = weight.to(values.dtype).view(1, -1, 1)
+    return values[:, left] * (1 - weight) + values[:, right] * weight
+
+
+class PositiveCount(Metric):
+    """Positive targets per class: update(preds [N, C], target [N, C]) -> compute() [C]."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.add_state("count", torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.count += target.sum(dim=0).to(self.count.dtype)
+
+    def compute(self) -> torch.Tensor:
+        return self.count
+
+
+def build_frame_metrics(num_classes: int, threshold: float) -> MetricCollection:
+    return MetricCollection(
+        {
+            "AP": MultilabelAveragePrecision(num_labels=num_classes, average=None),
+            "F1": MultilabelF1Score(num_labels=num_classes, average=None, threshold=threshold),
+            "positives": PositiveCount(num_classes),
+        },
+        compute_groups=False,
+    )
+
+
+def frame_metric_values(values: dict[str, torch.Tensor], class_names: list[str], stage: str) -> dict[str, torch.Tensor]:
+    """Per-class frame AP/F1 and their macro averages (mAP over classes with at least one positive bin)."""
+    ap, f1, positives = values["AP"], values["F1"], values["positives"]
+    out = {f"{stage}/frame_AP/{name}": ap[i] for i, name in enumerate(class_names)}
+    out.update({f"{stage}/frame_F1/{name}": f1[i] for i, name in enumerate(class_names)})
+    present = positives > 0
+    out[f"{stage}/frame_mAP"] = ap[present].mean() if present.any() else torch.tensor(float("nan"))
+    out[f"{stage}/frame_F1"] = f1.mean()
+    return out
+
+
+class EventClassifier(AudioClassifier):
+    """AudioClassifier arguments, plus frame_loss_weight and frame_threshold (conf/model/ast_events.yaml)."""
+
+    def __init__(self, *args, frame_loss_weight: float = 1.0, frame_threshold: float = 0.5, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.multilabel:
+            raise ValueError("model=ast_events needs multi-label frame targets: use data=events")
+        if self.augment.time_shift:
+            raise ValueError("augment.time_shift rolls the features but not the frame targets: set it to 0 for model=ast_events")
+        if frame_loss_weight < 0 or not 0 < frame_threshold < 1:
+            raise ValueError(f"model.frame_loss_weight must be >= 0 and model.frame_threshold in (0, 1), got {frame_loss_weight}, {frame_threshold}")
+        self.frame_loss_weight = frame_loss_weight
+        head = self.backbone.mlp_head
+        self.frame_head = nn.Sequential(nn.LayerNorm(head[0].normalized_shape, eps=head[0].eps), nn.Linear(head[1].in_features, self.num_classes))
+        self.frame_metrics = nn.ModuleDict({stage: build_frame_metrics(self.num_classes, frame_threshold) for stage in ("val", "test")})
+
+    def configure_tome(self, tome: dict[str, Any]) -> None:
+        """Token Merging with source tracking on: the frame head unmerges the final tokens."""
+        apply_tome(self.backbone, **{**tome, "trace_source": True})
+
+    # ---- frame outputs -------------------------------------------------------------------------
+    @property
+    def frame_hop_s(self) -> float:
+        """Seconds between consecutive frame_logits frames."""
+        return self.backbone.tstride * self.frontend.window_shift / self.frontend.sample_rate
+
+    @property
+    def frame_offset_s(self) -> float:
+        """Centre time (s) of frame 0 of frame_logits."""
+        centre = (self.backbone.patch_size - 1) / 2 * self.frontend.window_shift + self.frontend.window_size / 2
+        return centre / self.frontend.sample_rate
+
+    def frame_times(self, frames: int) -> torch.Tensor:
+        """[frames] centre times (s) of frame_logits' frames, float64."""
+        return self.frame_offset_s + self.frame_hop_s * torch.arange(frames, dtype=torch.float64)
+
+    def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features [B, T, F] -> (clip logits [B, C], frame logits [B, t_dim, C])."""
+        tokens = self.backbone.forward_features(features)
+        clip_logits = self.backbone.mlp_head(self.backbone.pool(tokens))
+        merging = self.backbone.token_merging
+        if merging is not None:
+            tokens = unmerge_tokens(tokens, merging.source)
+        return clip_logits, self.frame_head(time_tokens(tokens, self.backbone.grid))
+
+    def frame_logits(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, S] waveform -> [B, t_dim, C] frame logits (no augmentation); times in frame_times(t_dim)."""
+        return self.outputs(self.frontend(audio))[1]
+
+    def bin_logits(self, frame_logits: torch.Tensor, bins: int) -> torch.Tensor:
+        """[B, t_dim, C] -> [B, bins, C] at the centres of `bins` equal bins tiling the clip."""
+        clip_seconds = self.hparams.clip_samples / self.hparams.sample_rate
+        centres = (torch.arange(bins, dtype=torch.float64) + 0.5) * clip_seconds / bins
+        times = self.frame_times(frame_logits.shape[1])
+        return interpolate_frames(frame_logits, times.to(frame_logits.device), centres.to(frame_logits.device))
+
+    def frame_loss(self, frame_logits: torch.Tensor, frame_target: torch.Tensor, plan: MixPlan | None) -> torch.Tensor:
+        """frame_target [B, C, bins] -> BCE of the interpolated frame logits."""
+        targets = frame_target.transpose(1, 2).float()
+        if plan is not None:
+            targets = plan(targets)
+        return F.binary_cross_entropy_with_logits(self.bin_logits(frame_logits, targets.shape[1]), targets)
+
+    # ---- training and evaluation -----------------------------------------------------------------
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        audio = batch["audio"]
+        plan = self.augment.mix_plan(audio.shape[0], audio.device)
+        clip_logits, frame_logits = self.outputs(self.train_features(audio, plan))
+        clip_loss, logs = self.training_loss(clip_logits, batch, plan)
+        frame_loss = self.frame_loss(frame_logits, batch["frame_target"], plan)
+        loss = clip_loss + self.frame_loss_weight * frame_loss
+        logs.update({"train/clip_loss": clip_loss, "train/frame_loss": frame_loss, "train/loss": loss})
+        self.log_dict(logs, prog_bar=True, batch_size=audio.shape[0])
+        return loss
+
+    def evaluation_step(self, batch: dict, metrics, stage: str) -> None:
+        clip_logits, frame_logits = self.outputs(self.frontend(batch["audio"]))
+        targets = batch["target"]
+        metrics.update(self.scores(clip_logits), targets.long())
+        frame_target = batch["frame_target"].transpose(1, 2)  # [B, bins, C]
+        bins = self.bin_logits(frame_logits, frame_target.shape[1])
+        self.frame_metrics[stage].update(torch.sigmoid(bins).flatten(0, 1), frame_target.flatten(0, 1).long())
+        batch_size = clip_logits.shape[0]
+        self.log(f"{stage}/loss", self.label_loss(clip_logits, targets.float()), batch_size=batch_size, sync_dist=True)
+        self.log(f"{stage}/frame_loss", F.binary_cross_entropy_with_logits(bins, frame_target.float()), batch_size=batch_size, sync_dist=True)
+
+    def log_frame_metrics(self, stage: str) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No positive samples found")  # classes absent from the split
+            values = self.frame_metrics[stage].compute()
+        self.log_dict(frame_metric_values(values, self.class_names, stage), sync_dist=True)
+        self.frame_metrics[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log_frame_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.log_frame_metrics("test")
+
+
+def load_event_classifier(path: str | Path, **overrides: Any) -> EventClassifier:
+    """The EventClassifier of checkpoint `path` (weights_only load), e.g. for fast_ast.predict."""
+    checkpoint = read_checkpoint(path)
+    accepted = set(inspect.signature(AudioClassifier.__init__).parameters) | set(inspect.signature(EventClassifier.__init__).parameters)
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
+    hparams.update(pretrained=None)  # the checkpoint holds the trained weights
+    hparams.update(overrides)
+    model = EventClassifier(**hparams)
+    state = {k: v for k, v in checkpoint["state_dict"].items() if k.split(".")[0] in ("frontend", "backbone", "frame_head")}
+    model.load_state_dict(state, strict=True)
+    return model.eval()

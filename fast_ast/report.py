@@ -1,0 +1,266 @@
+"""`python -m fast_ast.report multirun_outputs/<sweep>`: one table and one picture for a whole sweep.
+
+Reads every job's results.json and writes, into the sweep directory (or --out):
+  summary.csv   one row per job: status, swept values, every metric, throughput, parameters, error
+  summary.md    the same as a markdown table; fold sweeps (data.fold swept) as mean ± std per setting;
+                the Pareto front; failed, unfinished and not-started jobs with their error or directory
+  pareto.png    the monitored metric (val/acc, val/mAP, ...) against measured throughput, one point per
+                run (per setting, with ± std bars, for fold sweeps), labelled by the swept values, the
+                Pareto front (no other run both faster and better) drawn as a staircase
+
+The jobs expected are those of the sweep's arguments (multirun.yaml), so a job that never started is
+listed as well as one that failed (results.json status "failed") or never finished (no results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
+from fast_ast.results import RESULTS_FILE, read_results
+
+FOLD_KEY = "data.fold"
+# Statuses of jobs without a usable result.
+FAILED, UNFINISHED, NOT_STARTED = "failed", "unfinished", "not started"
+
+
+@dataclass
+class Job:
+    num: int
+    directory: Path
+    status: str                    # completed | failed | unfinished | not started
+    overrides: list[str]
+    results: dict = field(default_factory=dict)
+
+    def value(self, key: str) -> str | None:
+        """The value this job's overrides give `key` (e.g. "tome.r" -> "16")."""
+        return next((override_value(o) for o in self.overrides if override_key(o) == key), None)
+
+    def metric(self, name: str) -> float | None:
+        value = self.results.get("metrics", {}).get(name)
+        return None if value is None else float(value)
+
+    @property
+    def throughput(self) -> float | None:
+        return (self.results.get("throughput") or {}).get("clips_per_s")
+
+
+def read_job(num: int, directory: Path, expected: list[str]) -> Job:
+    if (directory / RESULTS_FILE).is_file():
+        results = read_results(directory)
+        return Job(num, directory, results.get("status", FAILED), list(results.get("overrides", expected)), results)
+    overrides_file = directory / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        expected = list(OmegaConf.to_container(OmegaConf.load(overrides_file), resolve=False))
+    return Job(num, directory, UNFINISHED if directory.is_dir() else NOT_STARTED, expected)
+
+
+def collect_jobs(sweep_dir: Path) -> tuple[list[str], list[Job]]:
+    """(swept keys, every job of the sweep by number: the expected ones and any other numbered directory)."""
+    arguments = sweep_arguments(sweep_dir)
+    expected = job_overrides(arguments)
+    numbers = set(range(len(expected))) | {int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()}
+    jobs = [read_job(n, sweep_dir / str(n), expected[n] if n < len(expected) else []) for n in sorted(numbers)]
+    return swept_keys(arguments), jobs
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """"tome.r" -> "r", "kd.lambda" -> "lambda"; the full key where the last parts would collide."""
+    last = [key.lstrip("+~").rsplit(".", 1)[-1] for key in keys]
+    return {key: name if last.count(name) == 1 else key for key, name in zip(keys, last)}
+
+
+def label(job: Job, keys: list[str], names: dict[str, str]) -> str:
+    parts = [f"{names[key]}={job.value(key)}" for key in keys]
+    return ", ".join(parts) if parts else f"job {job.num}"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats in both coordinates (both maximised), by x ascending."""
+    front = [
+        i for i, (x, y) in enumerate(points)
+        if not any(x2 >= x and y2 >= y and (x2 > x or y2 > y) for x2, y2 in points)
+    ]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1; None for a single value)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+@dataclass
+class Point:
+    """One point of the plot: a run, or a setting's mean over folds."""
+    label: str
+    throughput: float
+    metric: float
+    throughput_std: float | None = None
+    metric_std: float | None = None
+    count: int = 1
+
+
+def fold_points(jobs: list[Job], keys: list[str], names: dict[str, str], metric: str) -> list[Point]:
+    """Completed jobs grouped by every swept value but the fold: mean ± std of metric and throughput."""
+    setting_keys = [key for key in keys if key != FOLD_KEY]
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.status == "completed" and job.metric(metric) is not None:
+            groups.setdefault(label(job, setting_keys, names), []).append(job)
+    points = []
+    for name, members in groups.items():
+        metric_mean, metric_std = mean_std([j.metric(metric) for j in members])
+        speed_mean, speed_std = mean_std([j.throughput for j in members])
+        points.append(Point(name, speed_mean, metric_mean, speed_std, metric_std, len(members)))
+    return points
+
+
+def run_points(jobs: list[Job], keys: list[str], names: dict[str, str], metric: str) -> list[Point]:
+    return [
+        Point(label(job, keys, names), job.throughput, job.metric(metric))
+        for job in jobs
+        if job.status == "completed" and job.metric(metric) is not None and job.throughput is not None
+    ]
+
+
+def monitored_metric(jobs: list[Job]) -> str:
+    names = {job.results["monitor"]["name"] for job in jobs if job.status == "completed" and "monitor" in job.results}
+    if len(names) > 1:
+        raise ValueError(f"the jobs monitor different metrics {sorted(names)}: choose one with --metric")
+    return names.pop() if names else "val/acc"
+
+
+def fmt(value: float | None, digits: int) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def fmt_pm(mean: float, std: float | None, digits: int) -> str:
+    return f"{mean:.{digits}f} ± {fmt(std, digits)}"
+
+
+def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
+    metric_names = sorted({name for job in jobs for name in job.results.get("metrics", {})})
+    columns = ["job", "status", *keys, *metric_names, "monitor", "monitor_best", "throughput_clips_per_s",
+               "throughput_device", "params_total", "params_trainable", "tokens_input", "wall_time_s", "error", "overrides", "directory"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for job in jobs:
+            r = job.results
+            monitor = r.get("monitor") or {}
+            writer.writerow([
+                job.num, job.status, *[job.value(k) for k in keys], *[job.metric(m) for m in metric_names],
+                monitor.get("name"), monitor.get("best"), job.throughput, (r.get("throughput") or {}).get("device"),
+                (r.get("params") or {}).get("total"), (r.get("params") or {}).get("trainable"),
+                (r.get("tokens") or {}).get("input"), r.get("wall_time_s"), r.get("error"), " ".join(job.overrides), job.directory,
+            ])
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+
+
+def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, points: list[Point], front: list[int], folds: bool) -> str:
+    counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, UNFINISHED, NOT_STARTED)}
+    devices = sorted({(j.results.get("throughput") or {}).get("device") for j in jobs if j.throughput is not None})
+    lines = [
+        f"# Sweep {sweep_dir.name}",
+        "",
+        f"{len(jobs)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n) + ".",
+        f"Metric: `{metric}` (final evaluation). Throughput: eval clips/s on {', '.join(devices) or '—'}.",
+        "",
+    ]
+    rows = [
+        [job.num, *[job.value(k) for k in keys], job.status, fmt(job.metric(metric), 4), fmt(job.throughput, 1),
+         f"{job.results['params']['total']:,}" if "params" in job.results else "—"]
+        for job in jobs
+    ]
+    lines += markdown_table(["job", *[names[k] for k in keys], "status", metric, "clips/s", "params"], rows)
+    if folds:
+        lines += ["", f"## Mean ± std over folds ({FOLD_KEY}; sample std, n - 1)", ""]
+        lines += markdown_table(
+            ["setting", "folds", metric, "clips/s"],
+            [[p.label, p.count, fmt_pm(p.metric, p.metric_std, 4), fmt_pm(p.throughput, p.throughput_std, 1)] for p in points],
+        )
+    lines += ["", f"## Pareto front ({metric} and throughput, both higher is better)", ""]
+    lines += [f"- {points[i].label}: {metric} {points[i].metric:.4f} at {points[i].throughput:.1f} clips/s" for i in front] or ["- (no completed runs)"]
+    problems = [job for job in jobs if job.status != "completed"]
+    lines += ["", "## Failed and unfinished jobs", ""]
+    if problems:
+        lines += markdown_table(
+            ["job", "status", "overrides", "error or directory"],
+            [[j.num, j.status, " ".join(j.overrides), j.results.get("error") or str(j.directory)] for j in problems],
+        )
+    else:
+        lines.append("None: every job completed.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, points: list[Point], front: list[int], metric: str, title: str, left_out: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
+    on_front = set(front)
+    for i, p in enumerate(points):
+        style = {"color": "tab:red", "zorder": 3} if i in on_front else {"color": "tab:blue", "alpha": 0.8}
+        axes.errorbar(p.throughput, p.metric, xerr=p.throughput_std, yerr=p.metric_std, fmt="o", capsize=3, **style)
+        axes.annotate(p.label, (p.throughput, p.metric), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if front:
+        xs, ys = [points[i].throughput for i in front], [points[i].metric for i in front]
+        axes.plot(xs, ys, drawstyle="steps-pre", color="tab:red", linestyle="--", linewidth=1, label="Pareto front")
+        axes.legend(loc="lower left")
+    axes.set_xlabel("throughput (eval clips/s, measured)")
+    axes.set_ylabel(metric)
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    if left_out:
+        figure.text(0.99, 0.01, f"{left_out} job(s) failed or unfinished: see summary.md", ha="right", fontsize=8, color="tab:gray")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def report(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str | None = None) -> dict[str, Path]:
+    """Writes summary.csv, summary.md and pareto.png for a sweep directory; returns their paths."""
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir) if out_dir is not None else sweep_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys, jobs = collect_jobs(sweep_dir)
+    names = short_names(keys)
+    metric = metric or monitored_metric(jobs)
+    folds = FOLD_KEY in keys
+    points = (fold_points if folds else run_points)(jobs, keys, names, metric)
+    front = pareto_front([(p.throughput, p.metric) for p in points])
+    paths = {"csv": out_dir / "summary.csv", "markdown": out_dir / "summary.md", "plot": out_dir / "pareto.png"}
+    write_csv(paths["csv"], jobs, keys)
+    paths["markdown"].write_text(markdown(sweep_dir, jobs, keys, names, metric, points, front, folds))
+    left_out = sum(job.status != "completed" for job in jobs)
+    plot(paths["plot"], points, front, metric, f"{sweep_dir.name}: {metric} vs throughput", left_out)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fast_ast.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a Hydra sweep directory, e.g. multirun_outputs/train_2025-01-01_12-00-00_ab12cd")
+    parser.add_argument("--out", default=None, help="where to write the outputs (default: the sweep directory)")
+    parser.add_argument("--metric", default=None, help="metric on the y axis (default: the jobs' monitored metric)")
+    args = parser.parse_args(argv)
+    paths = report(args.sweep_dir, args.out, args.metric)
+    print(paths["markdown"].read_text())
+    for path in paths.values():
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""End to end: a tiny teacher trained on the built-in corpus, its logits written with fast_ast.teacher,
+smaller students distilled from the file (ToMe on) and from the teacher run online."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from fast_ast.kd.store import TeacherLogits, load_logits, save_logits
+from fast_ast.modules.checkpoint import load_classifier, read_checkpoint
+from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.teacher import write_teacher_logits
+from tests.helpers import TINY_SYNTHETIC, compose_config, run_train
+
+TEACHER = ("model.backbone.embed_dim=64", "model.backbone.num_heads=2", "trainer.max_epochs=2")
+STUDENT = ("model=ast_tome", "tome.r=8", "model.backbone.depth=2", "logger=csv", "trainer.log_every_n_steps=1")
+
+
+def logged(run_dir) -> dict[str, list[float]]:
+    """Column -> values written by the CSV logger (empty cells left out)."""
+    with (run_dir / "csv" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows if row[key] != ""] for key in rows[0]}
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """(best checkpoint of a tiny trained teacher, its logits file over the training split)."""
+    root = tmp_path_factory.mktemp("kd")
+    results = run_train(root / "teacher", *TEACHER)
+    checkpoint = results["checkpoints"]["best"]
+    cfg = compose_config(
+        "teacher", [*TINY_SYNTHETIC, f"ckpt={checkpoint}", f"output={root}/teacher_logits.safetensors", f"paths.output_dir={root}"]
+    )
+    return checkpoint, write_teacher_logits(cfg)
+
+
+def test_teacher_logits_file(teacher):
+    checkpoint, path = teacher
+    store = load_logits(path)
+    assert store.ids == [f"train-{i:06d}" for i in range(48)]
+    assert str(checkpoint) in store.teacher and store.metadata["teacher_format"] == "project"
+    model = load_classifier(checkpoint)
+    assert store.class_names == model.class_names
+    from fast_ast.data.synthetic import SyntheticClips
+
+    clips = SyntheticClips(3, 0, "train", 16000, 16000)  # data seed 0, 1 s clips: the corpus's first clips
+    with torch.no_grad():
+        torch.testing.assert_close(store.logits[:3], model(clips.audio), rtol=1e-4, atol=1e-4)
+
+
+def test_tome_student_distils_from_the_file(teacher, tmp_path):
+    checkpoint, path = teacher
+    results = run_train(tmp_path, *STUDENT, "kd=logits", f"kd.path={path}", "kd.lambda=0.5", "kd.temperature=2.0")
+    assert results["tokens"]["per_layer"] == [110, 102]  # 2 + 12 x 9 patch tokens, then 8 merged
+    columns = logged(tmp_path)
+    for key in ("train/loss", "train/label_loss", "train/kd_loss"):
+        assert len(columns[key]) == 3 and all(value > 0 for value in columns[key])  # 48 clips / 16 per step
+    for total, label, kd in zip(columns["train/loss"], columns["train/label_loss"], columns["train/kd_loss"]):
+        assert total == pytest.approx(0.5 * label + 0.5 * kd, rel=1e-4)
+    assert columns["train/kd_missing"] == [0.0]
+    assert results["kd"]["name"] == "logits" and results["tome"]["r"] == 8
+
+    best = results["checkpoints"]["best"]
+    raw = read_checkpoint(best)  # weights_only=True
+    assert raw["hyper_parameters"]["kd"]["path"] == str(path)
+    assert not any(key.startswith("teacher") for key in raw["state_dict"])
+    plain = load_classifier(best)
+    assert type(plain) is AudioClassifier and plain.backbone.token_merging is not None
+    for key, value in plain.backbone.state_dict().items():
+        torch.testing.assert_close(value, raw["state_dict"]["backbone." + key], rtol=0, atol=0)
+
+
+def test_missing_teacher_rows(teacher, tmp_path):
+    _, path = teacher
+    full = load_logits(path)
+    partial = save_logits(tmp_path / "partial.npy", TeacherLogits(full.logits[:40], full.ids[:40], full.class_names, full.metadata))
+    with pytest.raises(ValueError, match=r"8 of 48 training clips have no teacher logits: train-000040, train-000041"):
+        run_train(tmp_path / "error", "kd=logits", f"kd.path={partial}")
+    assert not (tmp_path / "error" / "checkpoints").exists()  # failed before the first training step
+
+    run_train(tmp_path / "skip", "kd=logits", f"kd.path={partial}", "kd.missing=skip", "logger=csv")
+    assert logged(tmp_path / "skip")["train/kd_missing"] == [8.0]
+
+
+def test_online_teacher_student(teacher, tmp_path):
+    checkpoint, _ = teacher
+    results = run_train(tmp_path, "kd=teacher", f"kd.ckpt={checkpoint}", "logger=csv", "trainer.log_every_n_steps=1")
+    columns = logged(tmp_path)
+    assert len(columns["train/kd_loss"]) == 3 and "train/kd_missing" not in columns
+    assert results["kd"]["name"] == "teacher" and results["metrics"]["val/acc"] >= 0
