@@ -132,7 +132,7 @@ def window_rows(name: str, prediction: FilePrediction, settings: Settings, class
     return rows
 
 
-def progress_bar() -> Progress:
+def progress_bar(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]predict"),
         BarColumn(),
@@ -140,6 +140,7 @@ def progress_bar() -> Progress:
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=console,
     )
 
 
@@ -171,7 +172,7 @@ def predict(cfg: DictConfig) -> dict:
         ranks = range(1, settings.top_k + 1)
         predictions_csv.writerow(["file", "start_s", "end_s", *(f"{kind}_{k}" for k in ranks for kind in ("label", "score"))])
         events_csv.writerow(["file", "label", "onset_s", "offset_s", "score"])
-        with progress_bar() as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("", total=len(files))
             for path in files:
                 progress.update(task, description=path.name)
@@ -199,12 +200,12 @@ def predict(cfg: DictConfig) -> dict:
             writer.writerow(["file", "reason"])
             writer.writerows([error.path, error.reason] for error in unreadable)
         report_unreadable(unreadable, processed, console)
+    if processed == 0:
+        raise SystemExit(f"no input could be processed: all {len(files)} file(s) are unreadable (see {unreadable_path})")
     console.print(
         f"{processed} file(s), {audio_seconds / 60:.1f} min of audio, {windows} windows, {events} event segments "
         f"in {time.time() - started:.1f} s -> {predictions_path}, {events_path}"
     )
-    if processed == 0:
-        raise SystemExit(f"no input could be processed: all {len(files)} file(s) are unreadable (see {unreadable_path})")
     return {
         "files": processed,
         "unreadable": [(error.path, error.reason) for error in unreadable],

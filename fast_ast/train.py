@@ -17,9 +17,10 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from fast_ast.bench.timing import eval_throughput
 from fast_ast.bench.tokens import tokens_per_layer
@@ -63,7 +64,7 @@ def point_ddp_ranks_at_this_job() -> None:
         return
     hydra_cfg = HydraConfig.get()
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with open_dict(hydra_cfg):
+    with read_write(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
@@ -89,8 +90,10 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
-    callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     point_ddp_ranks_at_this_job()
@@ -104,7 +107,7 @@ def train(cfg: DictConfig) -> dict:
 
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing is not None else ""
-    last = checkpointing.last_model_path if checkpointing is not None else ""
+    last = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").is_file() else ""
     averaged = None
     averaging = next((c for c in callbacks if isinstance(c, EpochWeightAveraging) and c.average is not None), None)
     if averaging is not None:

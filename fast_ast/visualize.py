@@ -109,7 +109,8 @@ def draw(fbank: np.ndarray, groups: np.ndarray, backbone, title: str, out: Path)
 
 def visualize(args: argparse.Namespace) -> Path:
     model, weights = build_classifier(args.ckpt, args.overrides)
-    model.configure_tome({"r": args.r, "inflection": args.inflection, "trace_source": True})
+    tome = {**(model.hparams.tome or {}), "r": args.r, "inflection": args.inflection, "trace_source": True}
+    model.configure_tome(tome)  # a checkpoint keeps its prop_attn setting
     merging = model.backbone.token_merging
     if merging is None:
         raise ValueError(f"--r {args.r} merges nothing: use r > 0")
@@ -122,9 +123,10 @@ def visualize(args: argparse.Namespace) -> Path:
     top = int(probabilities.argmax())
     title = (
         f"{name} — ToMe r={args.r} ({weights}): {merging.num_tokens} -> {merging.source.shape[1]} tokens\n"
-        f"{len(np.unique(groups[groups >= 0]))} coloured groups hold {merged} of {groups.size} patches; "
-        f"prediction: {model.class_names[top]} ({float(probabilities[top]):.2f})"
+        f"{len(np.unique(groups[groups >= 0]))} coloured groups hold {merged} of {groups.size} patches"
     )
+    if args.ckpt is not None:
+        title += f"; prediction: {model.class_names[top]} ({float(probabilities[top]):.2f})"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     draw(model.frontend.features(audio.unsqueeze(0))[0].numpy(), groups, model.backbone, title, out)

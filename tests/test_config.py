@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from fast_ast.modules.build import build_model
 from fast_ast.resolvers import CONF_DIR
-from tests.helpers import TINY_TRAIN, compose_config, compose_train
+from tests.helpers import QUIET_RUN, TINY_MODEL, TINY_TRAIN, compose_config, compose_train
 
 GROUPS = ("data", "model", "model/backbone", "trainer", "tome", "kd", "logger", "callbacks")
 
@@ -20,7 +20,7 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes(group, option, tmp_path):
-    cfg = compose_train(tmp_path, f"{group}={option}")
+    cfg = compose_config("train", [*TINY_MODEL, *QUIET_RUN, f"paths.output_dir={tmp_path}", f"{group}={option}"])
     assert OmegaConf.select(cfg, group.replace("/", ".")) is not None or group in ("logger",)
     # everything that does not need an external path resolves
     if group not in ("data",):
@@ -29,7 +29,7 @@ def test_every_group_option_composes(group, option, tmp_path):
 
 @pytest.mark.parametrize("preset", options("experiment"))
 def test_experiment_presets_compose(preset, tmp_path):
-    cfg = compose_train(tmp_path, f"+experiment={preset}")
+    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"experiment={preset}"])
     assert cfg.model._target_
 
 
@@ -42,7 +42,7 @@ def test_every_group_has_a_default():
 
 
 def test_group_option_and_key_overrides_compose(tmp_path):
-    cfg = compose_train(tmp_path, "model=ast", "data=synthetic", "trainer=cpu", "model.optim.lr=0.01", "model/backbone=base384")
+    cfg = compose_config("train", ["model=ast", "data=synthetic", "trainer=cpu", "model.optim.lr=0.01", "model/backbone=base384"])
     assert cfg.trainer.accelerator == "cpu"
     assert cfg.model.optim.lr == 0.01
     assert cfg.model.backbone.embed_dim == 768 and cfg.model.backbone.depth == 12
@@ -80,3 +80,16 @@ def test_invalid_values_fail_before_training_naming_the_key(override, key, tmp_p
 def test_tiny_defaults_are_what_the_tests_use(tmp_path):
     cfg = compose_train(tmp_path)
     assert f"model.backbone.embed_dim={cfg.model.backbone.embed_dim}" in TINY_TRAIN
+
+
+def test_token_merge_ratio_beyond_the_token_count_fails_naming_tome_r(tmp_path):
+    cfg = compose_train(tmp_path, "model=ast_tome", "tome.r=500")
+    with pytest.raises(Exception, match="tome.r"):
+        build_model(cfg, instantiate(cfg.data))
+
+
+@pytest.mark.parametrize("corpus", ["esc50", "speechcommands", "folder", "events"])
+def test_missing_data_root_fails_naming_data_root(corpus, tmp_path):
+    cfg = compose_config("train", [f"data={corpus}", f"data.root={tmp_path / 'nowhere'}", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(Exception, match="data.root"):
+        instantiate(cfg.data).setup()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from fast_ast.data.folder import FolderDataModule
 from fast_ast.data.validation import BadFilesError, UnknownLabelsError
@@ -34,6 +36,19 @@ def test_without_test_folder_the_test_split_is_validation(tmp_path):
     assert [c.path for c in dm.clips["test"]] == [c.path for c in dm.clips["val"]]
 
 
+def test_cache_dir_and_worker_processes_give_the_same_clips(tmp_path):
+    root = make_folder(tmp_path / "f")
+    plain = build_datamodule(FolderDataModule, root, tmp_path / "a")
+    cached = build_datamodule(FolderDataModule, root, tmp_path / "b", cache_dir=str(tmp_path / "cache"), check_cache=None, num_workers=2)
+    plain.setup()
+    cached.setup()
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3  # the three FLAC clips, not the WAVs
+    assert (tmp_path / "cache" / "file_checks.sqlite").is_file()
+    batches = [next(iter(DataLoader(dm.plain_split("train"), batch_size=9, num_workers=dm.num_workers))) for dm in (plain, cached)]
+    assert batches[0]["id"] == batches[1]["id"]
+    torch.testing.assert_close(batches[0]["audio"], batches[1]["audio"], rtol=0, atol=1e-6)
+
+
 def test_unknown_class_folder_and_bad_files(tmp_path):
     root = make_folder(tmp_path / "f")
     write_clip(root / "validation" / "bat" / "clip0.wav", 900.0)
@@ -58,3 +73,12 @@ def test_train_end_to_end_saves_the_label_map(tmp_path):
     assert results["status"] == "completed"
     model = load_classifier(results["checkpoints"]["last"])
     assert model.class_names == ["cricket", "frog", "owl"] and model.num_classes == 3
+
+
+def test_invalid_settings_are_named(tmp_path):
+    root = make_folder(tmp_path / "f", per_class=1)
+    for key, value in (("on_bad_file", "ignore"), ("train_crop", "middle"), ("eval_crop", "end")):
+        with pytest.raises(ValueError, match=f"data.{key} must be one of"):
+            build_datamodule(FolderDataModule, root, tmp_path, **{key: value})
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        build_datamodule(FolderDataModule, tmp_path / "nowhere", tmp_path)

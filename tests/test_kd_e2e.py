@@ -51,6 +51,18 @@ def test_teacher_logits_file(teacher):
         torch.testing.assert_close(store.logits[:3], model(clips.audio), rtol=1e-4, atol=1e-4)
 
 
+def test_teacher_command_all_splits_to_npy(teacher, tmp_path):
+    checkpoint, _ = teacher
+    cfg = compose_config(
+        "teacher", [*TINY_SYNTHETIC, f"ckpt={checkpoint}", "split=all", f"output={tmp_path}/all.npy", f"paths.output_dir={tmp_path}"]
+    )
+    store = load_logits(write_teacher_logits(cfg))
+    assert (tmp_path / "all.json").is_file()
+    sizes = {"train": 48, "val": 24, "test": 24}
+    assert store.ids == [f"{split}-{i:06d}" for split, size in sizes.items() for i in range(size)]
+    assert store.metadata["splits"] == '["train", "val", "test"]'
+
+
 def test_tome_student_distils_from_the_file(teacher, tmp_path):
     checkpoint, path = teacher
     results = run_train(tmp_path, *STUDENT, "kd=logits", f"kd.path={path}", "kd.lambda=0.5", "kd.temperature=2.0")

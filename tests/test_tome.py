@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.image
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from fast_ast import visualize
 from fast_ast.backbones.ast import AST, NUM_PREFIX_TOKENS
 from fast_ast.modules.checkpoint import load_classifier
 from fast_ast.tome import TokenMerging, apply_tome
@@ -18,6 +20,7 @@ from fast_ast.tome.block import attention_with_size, tome_block_forward
 from fast_ast.tome.flops import ast_forward_flops
 from fast_ast.tome.merge import Matching, bipartite_soft_matching, max_merges, merge_source, merge_wavg
 from fast_ast.tome.schedule import capped_schedule, requested_schedule, tokens_per_layer
+from fast_ast.visualize import patch_groups
 from tests.helpers import compose_config, run_train
 
 
@@ -284,3 +287,18 @@ def test_train_with_token_merging_end_to_end(tmp_path):
 def test_r_beyond_the_token_count_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="tome.r"):
         run_train(tmp_path, "model=ast_tome", "tome.r=500")
+
+
+def test_patch_groups_and_visualize_png(tmp_path):
+    # 2 prefix rows, then 3 tokens over a 2 x 2 patch grid: patches 0 and 3 merged, 1 and 2 alone
+    source = torch.zeros(5, 6)
+    source[0, 0] = source[1, 1] = 1
+    source[2, [2, 5]] = 1
+    source[3, 3] = source[4, 4] = 1
+    assert patch_groups(source, (2, 2)).tolist() == [[0, -1], [-1, 0]]
+    out = tmp_path / "groups.png"
+    visualize.main(["--synthetic", "up_chirp", "--r", "8", "--out", str(out), "model.backbone.depth=2"])
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 300
+    with pytest.raises(ValueError, match="up_chirp"):
+        visualize.main(["--synthetic", "nope", "--out", str(out)])

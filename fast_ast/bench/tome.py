@@ -155,6 +155,7 @@ def run(cfg: DictConfig) -> dict:
         "tome": {k: v for k, v in tome.items() if k != "r"},
         "time_ratio_vs_plain": overhead,
         "rows": rows,
+        "seconds": {"eval": times, "train": {f"r{r}": seconds for r, seconds in train_times.items()}},
     }
     report(result)
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()

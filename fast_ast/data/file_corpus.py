@@ -19,7 +19,7 @@ from fast_ast.data.audio_cache import AudioStore
 from fast_ast.data.audio_io import CROP_MODES
 from fast_ast.data.clip_dataset import Clip, ClipDataset
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
-from fast_ast.data.validation import CheckCache, FileInfo, apply_bad_file_policy, check_files
+from fast_ast.data.validation import ON_BAD_FILE, CheckCache, FileInfo, apply_bad_file_policy, check_files
 
 CHECK_CACHE_NAME = "file_checks.sqlite"
 
@@ -48,6 +48,8 @@ class FileCorpusDataModule(AudioDataModule, metaclass=ABCMeta):
         for key, mode in (("train_crop", train_crop), ("eval_crop", eval_crop)):
             if mode not in CROP_MODES:
                 raise ValueError(f"data.{key} must be one of {CROP_MODES}, got {mode!r}")
+        if on_bad_file not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
         self.root = Path(root) if root else None
         self.on_bad_file, self.report_dir = on_bad_file, report_dir
         self.train_crop, self.eval_crop = train_crop, eval_crop
@@ -98,6 +100,12 @@ class FileCorpusDataModule(AudioDataModule, metaclass=ABCMeta):
                 skipped = len(listed[split]) - len(kept[split])
                 raise ValueError(f"{type(self).__name__}: the {split} split has no usable clips ({len(listed[split])} listed, {skipped} bad)")
         return kept
+
+    def prepare_data(self) -> None:
+        """Lightning runs this on one process per node before any setup: the file check (and the decoded
+        copies) happen once there; other ranks' setup then reads the check cache."""
+        if self.clips is None:
+            self.clips = self.checked_clips()
 
     def setup(self, stage: str | None = None) -> None:
         if self.clips is None:

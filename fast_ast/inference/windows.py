@@ -1,8 +1,10 @@
-"""Sliding windows over a recording of any length.
+"""Sliding windows over a recording of any length, and the time spans their outputs stand for.
 
 Windows of `window` samples start every `hop` samples from 0 until one reaches the end of the recording;
 the last one is zero-padded past the end (as short clips are padded in training). A recording shorter than
-one window gives a single padded window.
+one window gives a single padded window. Window-level scores are attributed to hop-wide spans around the
+window centres, frame-level outputs (event models) are averaged over overlapping windows on a shared
+frame grid (FrameAverager).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ def window_starts(num_samples: int, window: int, hop: int) -> torch.Tensor:
 
 
 def cut_windows(waveform: torch.Tensor, starts: torch.Tensor, window: int) -> torch.Tensor:
-    """waveform [S], starts [N] -> [N, window] (zero-padded past the end)."""
-    needed = int(starts[-1]) + window if starts.numel() else window
+    """waveform [S], starts [N] (increasing) -> [N, window] (zero-padded past the end)."""
+    needed = int(starts[-1]) + window
     padded = F.pad(waveform, (0, max(0, needed - waveform.shape[-1])))
     return torch.stack([padded[int(start) : int(start) + window] for start in starts])
 

@@ -29,15 +29,16 @@ def attention_with_size(attn: torch.nn.Module, x: torch.Tensor, size: torch.Tens
     """
     batch, tokens, _ = x.shape
     gate = attn.gate(x).sigmoid() if attn.gate is not None else None
-    qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)  # [B, h, N, d]
+    q, k, v = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).unbind(2)  # [B, N, h, d]
     q, k = attn.q_norm(q), attn.k_norm(k)
+    keys = k.mean(dim=2)  # [B, N, d], reduced in this layout: contiguous rows, cheap
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, h, N, d], the views timm's permute gives
     bias = None if size is None else size_bias(size, q.dtype)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=attn.attn_drop.p if attn.training else 0.0)
     out = attn.norm(out.transpose(1, 2).reshape(batch, tokens, attn.attn_dim))
     if gate is not None:
         out = out * gate
-    return attn.proj_drop(attn.proj(out)), k.mean(dim=1)
+    return attn.proj_drop(attn.proj(out)), keys
 
 
 def tome_block_forward(

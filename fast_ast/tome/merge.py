@@ -62,28 +62,45 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, num_protected: int) ->
     return Matching(num_protected, kept_a, merged_a, into_b)
 
 
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [B, N, C], index [B, K] -> x[b, index[b, k]] as [B, K, C]."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
 def merge_tokens(matching: Matching, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
     """x [B, N, C] -> [B, N - r, C]: each merged A token folded into its B token with `reduce`
     ("sum", "mean", "amax", ...; the B token itself counts, as torch.scatter_reduce(include_self=True))."""
     p = matching.num_protected
     prefix, a, b = x[:, :p], x[:, p::2], x[:, p + 1 :: 2]
-    channels = x.shape[-1]
-    kept = a.gather(1, matching.kept_a.unsqueeze(-1).expand(-1, -1, channels))
-    moved = a.gather(1, matching.merged_a.unsqueeze(-1).expand(-1, -1, channels))
-    b = b.scatter_reduce(1, matching.into_b.unsqueeze(-1).expand(-1, -1, channels), moved, reduce=reduce)
-    return torch.cat((prefix, kept, b), dim=1)
+    moved = gather_tokens(a, matching.merged_a)
+    b = b.scatter_reduce(1, matching.into_b.unsqueeze(-1).expand(-1, -1, x.shape[-1]), moved, reduce=reduce)
+    return torch.cat((prefix, gather_tokens(a, matching.kept_a), b), dim=1)
 
 
 def merge_wavg(
     matching: Matching, x: torch.Tensor, size: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Size-weighted average merge. x [B, N, C], size [B, N, 1] (None = all ones: every token one patch)
-    -> (x [B, N - r, C], size [B, N - r, 1]): a merged token is sum(size_i * x_i) / sum(size_i)."""
+    -> (x [B, N - r, C], size [B, N - r, 1]): a merged token is sum(size_i * x_i) / sum(size_i).
+
+    Written as an update of the B token, b + sum_i size_i * (a_i - b) / total_size, so that only the r
+    moved rows are weighted: the full-width work is one gather and one concatenation.
+    """
     if size is None:
         size = torch.ones_like(x[..., :1])
-    x = merge_tokens(matching, x * size, "sum")
-    size = merge_tokens(matching, size, "sum")
-    return x / size, size
+    p = matching.num_protected
+    merged_size = gather_tokens(size[:, p::2], matching.merged_a)  # [B, r, 1]
+    size = merge_tokens(matching, size, "sum")  # [B, N - r, 1]
+    num_b = (x.shape[1] - p) // 2
+    offset = size.shape[1] - num_b  # where set B starts in the merged layout
+    into = matching.into_b + offset  # [B, r]
+    total = size.gather(1, into.unsqueeze(-1))  # [B, r, 1] size of each destination after merging
+    moved = gather_tokens(x[:, p::2], matching.merged_a)  # [B, r, C]
+    partner = gather_tokens(x[:, p + 1 :: 2], matching.into_b)  # [B, r, C]
+    delta = (moved - partner) * (merged_size / total)
+    merged = torch.cat((x[:, :p], gather_tokens(x[:, p::2], matching.kept_a), x[:, p + 1 :: 2]), dim=1)
+    merged.scatter_add_(1, into.unsqueeze(-1).expand(-1, -1, x.shape[-1]), delta)  # in place: cat keeps no copy
+    return merged, size
 
 
 def merge_source(matching: Matching, source: torch.Tensor) -> torch.Tensor:
