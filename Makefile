@@ -23,5 +23,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m fast_ast.bench $(ARGS)
 
+# A one-node SLURM cluster on this machine (root; installs Debian's slurm and munge when missing).
+slurm-up:
+	bash fast_ast/cluster/local_slurm.sh
+
 clean-venv:
 	rm -rf $(VENV)

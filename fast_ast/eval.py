@@ -166,7 +166,8 @@ def evaluate(cfg: DictConfig) -> dict:
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
 
-    device = next(model.parameters()).device
+    device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
+    model.to(device)
     example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
     per_layer = tokens_per_layer(model.backbone.eval(), model.frontend(example[:1]))
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]

@@ -82,6 +82,7 @@ def export_hf(model: AudioClassifier, out: str | Path) -> Path:
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (out / PREPROCESSOR_FILE).write_text(json.dumps(preprocessor, indent=2) + "\n")
     save_file(weights, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    (out / WEIGHTS_FILE).chmod(0o644)  # safetensors creates it owner-only (0600); an export is meant to be shared
     log.info("exported %s to %s (%d classes)", type(model).__name__, out, model.num_classes)
     return out
 

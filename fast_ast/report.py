@@ -10,6 +10,10 @@ Reads every job's results.json and writes, into the sweep directory (or --out):
 
 The jobs expected are those of the sweep's arguments (multirun.yaml), so a job that never started is
 listed as well as one that failed (results.json status "failed") or never finished (no results.json).
+
+Each job measured its own throughput where and when it ran; jobs on different machines, or on one
+shared machine under changing load, are not comparable. --remeasure times every completed job's
+evaluated weights again here, in alternating rounds (fast_ast.bench.timing), and uses those figures.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
+from fast_ast.bench.timing import alternating_times, device_description
 from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
 from fast_ast.results import RESULTS_FILE, read_results
 
@@ -50,6 +56,37 @@ class Job:
     @property
     def throughput(self) -> float | None:
         return (self.results.get("throughput") or {}).get("clips_per_s")
+
+
+def evaluated_checkpoint(job: Job) -> str:
+    checkpoints = job.results.get("checkpoints") or {}
+    path = checkpoints.get("averaged") or checkpoints.get("best") or checkpoints.get("last")
+    if not path:
+        raise ValueError(f"job {job.num} ({job.directory}): results.json names no checkpoint to re-measure")
+    return path
+
+
+@torch.inference_mode()
+def remeasure_throughput(jobs: list[Job], device: str, batch_size: int, repeats: int) -> None:
+    """Replaces each completed job's throughput by eval clips/s (waveform -> logits) of its evaluated
+    weights timed here: every job once per round, in turn, median over `repeats` rounds."""
+    from fast_ast.modules.checkpoint import load_classifier
+
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    calls = {}
+    for job in (j for j in jobs if j.status == "completed"):
+        model = load_classifier(evaluated_checkpoint(job)).to(device)
+        example = torch.randn(batch_size, model.hparams.clip_samples, device=device) * 0.1
+        calls[job.num] = lambda model=model, example=example: model(example)
+    seconds = alternating_times(calls, device, warmup=1, repeats=repeats)
+    for job in jobs:
+        if job.num in seconds:
+            job.results["throughput"] = {
+                "clips_per_s": batch_size / statistics.median(seconds[job.num]),
+                "batch_size": batch_size,
+                "repeats": repeats,
+                "device": device_description(device) + " (re-measured)",
+            }
 
 
 def read_job(num: int, directory: Path, expected: list[str]) -> Job:
@@ -177,6 +214,8 @@ def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str,
         f"{len(jobs)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n) + ".",
         f"Metric: `{metric}` (final evaluation). Throughput: eval clips/s on {', '.join(devices) or '—'}.",
         "",
+        f"![{metric} against throughput](pareto.png)",
+        "",
     ]
     rows = [
         [job.num, *[job.value(k) for k in keys], job.status, fmt(job.metric(metric), 4), fmt(job.throughput, 1),
@@ -219,24 +258,31 @@ def plot(path: Path, points: list[Point], front: list[int], metric: str, title: 
     if front:
         xs, ys = [points[i].throughput for i in front], [points[i].metric for i in front]
         axes.plot(xs, ys, drawstyle="steps-pre", color="tab:red", linestyle="--", linewidth=1, label="Pareto front")
-        axes.legend(loc="lower left")
+        axes.legend(loc="lower left", title="higher and further right is better", title_fontsize=8)
+    axes.margins(x=0.15, y=0.1)  # room for the labels
     axes.set_xlabel("throughput (eval clips/s, measured)")
     axes.set_ylabel(metric)
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    if left_out:
-        figure.text(0.99, 0.01, f"{left_out} job(s) failed or unfinished: see summary.md", ha="right", fontsize=8, color="tab:gray")
     figure.tight_layout()
+    if left_out:
+        figure.text(0.01, 0.005, f"not plotted: {left_out} failed or unfinished job(s), see summary.md", fontsize=8, color="tab:gray")
     figure.savefig(path)
     plt.close(figure)
 
 
-def report(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str | None = None) -> dict[str, Path]:
-    """Writes summary.csv, summary.md and pareto.png for a sweep directory; returns their paths."""
+def report(
+    sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str | None = None,
+    remeasure: bool = False, device: str = "auto", batch_size: int = 8, repeats: int = 10,
+) -> dict[str, Path]:
+    """Writes summary.csv, summary.md and pareto.png for a sweep directory; returns their paths.
+    remeasure: time every completed job here (see the module docstring) on `device`."""
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     keys, jobs = collect_jobs(sweep_dir)
+    if remeasure:
+        remeasure_throughput(jobs, device, batch_size, repeats)
     names = short_names(keys)
     metric = metric or monitored_metric(jobs)
     folds = FOLD_KEY in keys
@@ -246,7 +292,8 @@ def report(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str
     write_csv(paths["csv"], jobs, keys)
     paths["markdown"].write_text(markdown(sweep_dir, jobs, keys, names, metric, points, front, folds))
     left_out = sum(job.status != "completed" for job in jobs)
-    plot(paths["plot"], points, front, metric, f"{sweep_dir.name}: {metric} vs throughput", left_out)
+    title = f"{sweep_dir.name}: {metric} vs throughput" + (f" (mean ± std over {FOLD_KEY})" if folds else "")
+    plot(paths["plot"], points, front, metric, title, left_out)
     return paths
 
 
@@ -255,8 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", help="a Hydra sweep directory, e.g. multirun_outputs/train_2025-01-01_12-00-00_ab12cd")
     parser.add_argument("--out", default=None, help="where to write the outputs (default: the sweep directory)")
     parser.add_argument("--metric", default=None, help="metric on the y axis (default: the jobs' monitored metric)")
+    parser.add_argument("--remeasure", action="store_true", help="time every completed job's weights here, in alternating rounds")
+    parser.add_argument("--device", default="auto", help="--remeasure on: auto | cpu | cuda")
+    parser.add_argument("--batch-size", type=int, default=8, help="--remeasure: clips per timed call")
+    parser.add_argument("--repeats", type=int, default=10, help="--remeasure: timed rounds (the median is kept)")
     args = parser.parse_args(argv)
-    paths = report(args.sweep_dir, args.out, args.metric)
+    paths = report(args.sweep_dir, args.out, args.metric, args.remeasure, args.device, args.batch_size, args.repeats)
     print(paths["markdown"].read_text())
     for path in paths.values():
         print(f"wrote {path}")

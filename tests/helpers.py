@@ -15,7 +15,10 @@ from fast_ast.resolvers import CONF_DIR, register_resolvers
 REPO = CONF_DIR.parent
 
 # A model and corpus small enough for an end-to-end run in a few seconds on 2 CPU cores.
-TINY_MODEL = ("model.backbone.embed_dim=32", "model.backbone.depth=1", "model.backbone.num_heads=2")
+TINY_MODEL = (
+    "model.backbone.embed_dim=32", "model.backbone.depth=1", "model.backbone.num_heads=2",
+    "model.backbone.fstride=10", "model.backbone.tstride=10",  # AST's overlap: 2 + 12 x 9 tokens on 1 s clips
+)
 TINY_SYNTHETIC = ("data.train_size=48", "data.val_size=24", "data.test_size=24", "data.batch_size=16")
 QUIET_RUN = (
     "trainer.max_epochs=1",

@@ -13,11 +13,12 @@ from tests.helpers import TINY_MODEL, run_module
 DATA = {"train_size": 32, "val_size": 16, "test_size": 16, "batch_size": 8, "clip_seconds": 1.0}
 
 
-def test_ddp_cpu_sweep_job_trains_on_two_processes_and_syncs_metrics(tmp_path):
+def test_ddp_cpu_sweep_job_trains_on_two_processes_and_syncs_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one thread per rank
     process = run_module(
         "fast_ast.train", "-m", "seed=3", "trainer=ddp_cpu", *TINY_MODEL,
         *(f"data.{key}={value}" for key, value in DATA.items()),
-        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "throughput.repeats=1", "throughput.batch_size=2",
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "throughput.repeats=1", "throughput.batch_size=2",
         "hydra.sweep.dir=sweep", cwd=tmp_path,
     )
     output = process.stdout + process.stderr

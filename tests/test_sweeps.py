@@ -54,8 +54,9 @@ def test_a_job_config_keeps_the_sweep_directory_of_its_sweep():
     assert other_sweep.dir != sweep_dir
 
 
-def test_multirun_runs_every_job_records_the_failed_one_and_reports_it(tmp_path):
+def test_multirun_runs_every_job_records_the_failed_one_and_reports_it(tmp_path, monkeypatch):
     # Job 1 fails inside train (no training clips); job 2 still runs. Hydra exits non-zero at the end.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny models: one thread is fastest on a busy machine
     process = run_module("fast_ast.train", "-m", "data.train_size=32,0,48", *TINY_JOB, cwd=tmp_path, check=False)
     output = process.stdout + process.stderr
     assert process.returncode != 0, output[-3000:]
@@ -88,6 +89,12 @@ def test_multirun_runs_every_job_records_the_failed_one_and_reports_it(tmp_path)
     failures = paths["markdown"].read_text().split("## Failed and unfinished jobs")[1]
     assert "| 1 | failed | data.train_size=0" in failures and "data.train_size must be >= 1" in failures
     assert paths["plot"].read_bytes()[:8] == PNG_MAGIC
+
+    # --remeasure: both completed jobs timed again in this process, the failed one left as it is
+    remeasured = list(csv.DictReader(report(sweep, tmp_path / "remeasured", remeasure=True, repeats=2)["csv"].open()))
+    assert [r["throughput_device"].endswith("(re-measured)") for r in remeasured] == [True, False, True]
+    assert all(float(remeasured[i]["throughput_clips_per_s"]) > 0 for i in (0, 2))
+    assert remeasured[1]["throughput_clips_per_s"] == ""
 
 
 # ---- the report on hand-written sweeps ------------------------------------------------------------

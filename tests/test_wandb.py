@@ -72,7 +72,7 @@ def test_wandb_sweep_runs_offline_with_group_name_tags_config_and_summary(tmp_pa
     home = tmp_path / "home"  # no ~/.netrc
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY", "NETRC")}
-    env.update(HOME=str(home), HF_HUB_OFFLINE="1", WANDB_SILENT="true")
+    env.update(HOME=str(home), HF_HUB_OFFLINE="1", WANDB_SILENT="true", OMP_NUM_THREADS="1")
     command = [
         sys.executable, "-m", "fast_ast.train", "-m", "model.optim.lr=0.001,0.002", "logger=wandb", *TINY_MODEL,
         "data.train_size=32", "data.val_size=16", "data.test_size=16", "data.batch_size=16", "trainer.max_epochs=1",

@@ -75,6 +75,10 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def plot_title(result: dict) -> str:
+    return f"ToMe-AST: {result['backbone']}\n{result['input']}, batch {result['batch_size']} — {result['device']}"
+
+
 def run(cfg: DictConfig) -> dict:
     device = bench_device(cfg)
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
@@ -161,7 +165,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tome_bench.json").write_text(json.dumps(result, indent=2))
-    plot(rows, out_dir / "tome_bench.png", f"ToMe-AST ({result['backbone']}; {result['input']}) — {result['device']}")
+    plot(rows, out_dir / "tome_bench.png", plot_title(result))
     Console().print(f"wrote {out_dir / 'tome_bench.json'} and {out_dir / 'tome_bench.png'}")
     return result
 

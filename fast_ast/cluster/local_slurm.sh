@@ -43,7 +43,7 @@ write_conf() {
     wanted=$(cat <<CONF
 # Written by fast_ast/cluster/local_slurm.sh: a one-node cluster for tests and local sweeps.
 ClusterName=fast-ast-local
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 AuthType=auth/munge
 SlurmUser=root
 ProctrackType=proctrack/linuxproc
@@ -62,7 +62,7 @@ SlurmdPidFile=/run/slurmd.pid
 # A requeued or cancelled job's processes get SIGTERM, then SIGKILL after KillWait seconds.
 KillWait=5
 MinJobAge=300
-NodeName=$HOST CPUs=$CPUS RealMemory=$REAL_MEMORY State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MEMORY State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 )
