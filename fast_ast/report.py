@@ -243,7 +243,7 @@ def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str,
     return "\n".join(lines) + "\n"
 
 
-def plot(path: Path, points: list[Point], front: list[int], metric: str, title: str, left_out: int) -> None:
+def plot(path: Path, points: list[Point], front: list[int], metric: str, title: str, left_out: int, speed_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -258,9 +258,9 @@ def plot(path: Path, points: list[Point], front: list[int], metric: str, title: 
     if front:
         xs, ys = [points[i].throughput for i in front], [points[i].metric for i in front]
         axes.plot(xs, ys, drawstyle="steps-pre", color="tab:red", linestyle="--", linewidth=1, label="Pareto front")
-        axes.legend(loc="lower left", title="higher and further right is better", title_fontsize=8)
+        axes.legend(loc="best", title="higher and further right is better", title_fontsize=8)
     axes.margins(x=0.15, y=0.1)  # room for the labels
-    axes.set_xlabel("throughput (eval clips/s, measured)")
+    axes.set_xlabel(speed_label)
     axes.set_ylabel(metric)
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
@@ -293,7 +293,8 @@ def report(
     paths["markdown"].write_text(markdown(sweep_dir, jobs, keys, names, metric, points, front, folds))
     left_out = sum(job.status != "completed" for job in jobs)
     title = f"{sweep_dir.name}: {metric} vs throughput" + (f" (mean ± std over {FOLD_KEY})" if folds else "")
-    plot(paths["plot"], points, front, metric, title, left_out)
+    speed_label = "eval clips/s, " + ("re-measured side by side" if remeasure else "as measured in each job")
+    plot(paths["plot"], points, front, metric, title, left_out, speed_label)
     return paths
 
 

@@ -31,9 +31,9 @@ pytestmark = [
 
 SWEEP = (
     "-m", "throughput.repeats=1,2", "hydra/launcher=slurm_local", *TINY_MODEL,
-    "data.train_size=64", "data.val_size=16", "data.test_size=16", "data.batch_size=16",
-    "trainer.max_epochs=4", "trainer.enable_progress_bar=false", "throughput.batch_size=2",
-)
+    "data.train_size=96", "data.val_size=16", "data.test_size=16", "data.batch_size=16",
+    "trainer.max_epochs=6", "trainer.enable_progress_bar=false", "throughput.batch_size=2",
+)  # 5 epochs left after the first checkpoint: time enough to requeue the job mid-training
 TIMEOUT_S = 400
 
 

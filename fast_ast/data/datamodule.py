@@ -7,6 +7,7 @@ A subclass sets `class_names` and `multilabel` in its __init__ (the model is siz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -28,7 +29,7 @@ class AudioDataModule(L.LightningDataModule):
         augment: dict[str, Any] | None = None,
     ):
         super().__init__()
-        schedule = list(batch_size) if isinstance(batch_size, (list, tuple)) else [batch_size]
+        schedule = list(batch_size) if isinstance(batch_size, Sequence) else [batch_size]  # ListConfig too
         if not schedule or any(int(b) < 1 for b in schedule):
             raise ValueError(f"data.batch_size must be a positive integer or a non-empty list of them, got {batch_size}")
         if num_workers < 0:
