@@ -68,8 +68,10 @@ def test_slurm_sweep_with_a_requeued_job_resumes_and_matches_the_uninterrupted_o
         job_id = str(OmegaConf.load(job0 / ".hydra" / "hydra.yaml").hydra.job.id)  # "<array>_0"
         assert not (job0 / "results.json").exists(), "job 0 finished before it could be requeued"
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-        # SLURM holds a requeued job for 2 minutes (BeginTime); release it as soon as it is pending.
+        # SLURM holds a requeued job for 2 minutes (BeginTime); release it once it is pending. Not in the
+        # second its old allocation was revoked: slurmd would refuse the new one ("credential revoked").
         wait_for(lambda: job_state(job_id) == "PENDING", f"job {job_id} pending again", launcher, poll=0.2)
+        time.sleep(2)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True)
         output, _ = launcher.communicate(timeout=TIMEOUT_S)
     finally:

@@ -3,8 +3,8 @@
 Both compute the same [frames, 128] log-mel matrices (AST recipe settings); same process, alternating
 rounds, median of the per-round time ratios.
 
-Settings: `frontend.*` (merged over FRONTEND_DEFAULTS) and `device` from conf/bench.yaml.
-    python -m fast_ast.bench suite=frontend [+frontend.batch_size=32] [+frontend.seconds=10.0]
+Settings: `frontend_suite.*` and `device` from conf/bench.yaml.
+    python -m fast_ast.bench suite=frontend [frontend_suite.batch_size=32] [frontend_suite.seconds=10.0]
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import statistics
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from fast_ast.bench.throughput import bench_device
 from fast_ast.bench.timing import alternating_times, device_description, median_ratio
 from fast_ast.frontend.fbank import FbankFrontend
-
-FRONTEND_DEFAULTS = {"batch_size": 16, "seconds": 10.0, "sample_rate": 16000, "num_mel_bins": 128, "warmup": 1, "repeats": 5}
-
 
 def kaldi_loop(frontend: FbankFrontend, waveforms: torch.Tensor) -> list[torch.Tensor]:
     """[B, S] -> B x [frames, F], one torchaudio call per clip (the AST recipes' dataset code)."""
@@ -37,7 +34,7 @@ def kaldi_loop(frontend: FbankFrontend, waveforms: torch.Tensor) -> list[torch.T
 
 @torch.inference_mode()
 def run(cfg: DictConfig) -> dict:
-    settings = OmegaConf.merge(FRONTEND_DEFAULTS, cfg.get("frontend") or {})
+    settings = cfg.frontend_suite
     device = bench_device(cfg)
     frontend = FbankFrontend(sample_rate=settings.sample_rate, num_mel_bins=settings.num_mel_bins).to(device)
     samples = int(settings.seconds * settings.sample_rate)

@@ -5,8 +5,8 @@ fstride = tstride = 10, i.e. 2 + 12 * 101 = 1214 tokens. transformers' model is 
 would be loaded: our weights written as a Hugging Face directory (fast_ast.backbones.hf_keys), then
 `from_pretrained`. Same process, alternating rounds, median of the per-round time ratios.
 
-Settings: `hf.*` (merged over HF_DEFAULTS) and `device` from conf/bench.yaml.
-    python -m fast_ast.bench suite=hf [+hf.batch_sizes=[1,2]] [+hf.repeats=3]
+Settings: `hf_suite.*` and `device` from conf/bench.yaml.
+    python -m fast_ast.bench suite=hf [hf_suite.batch_sizes=[1,2]] [hf_suite.repeats=3]
 """
 
 from __future__ import annotations
@@ -29,17 +29,6 @@ from fast_ast.bench.throughput import bench_device
 from fast_ast.bench.timing import alternating_times, device_description, median_ratio
 from fast_ast.resolvers import CONF_DIR
 
-HF_DEFAULTS = {
-    "backbone": "base384",  # a conf/model/backbone/ name
-    "input_fdim": 128,
-    "input_tdim": 1024,
-    "num_classes": 527,
-    "batch_sizes": [1, 2],
-    "warmup": 1,
-    "repeats": 3,
-}
-
-
 def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
     """(our AST with random weights, transformers' AST loaded from those weights), both in eval mode on CPU."""
     from transformers import ASTForAudioClassification
@@ -57,7 +46,7 @@ def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
 
 @torch.inference_mode()
 def run(cfg: DictConfig) -> dict:
-    settings = OmegaConf.merge(HF_DEFAULTS, cfg.get("hf") or {})
+    settings = cfg.hf_suite
     device = bench_device(cfg)
     ours, theirs = build_pair(settings)
     ours, theirs = ours.to(device), theirs.to(device)
