@@ -7,6 +7,7 @@ A subclass sets `class_names` and `multilabel` in its __init__ (the model is siz
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 SPLITS = ("train", "val", "test")
 
 
-class AudioDataModule(L.LightningDataModule):
+class AudioDataModule(L.LightningDataModule, ABC):
     def __init__(
         self,
         batch_size: int | list[int] = 32,
@@ -64,8 +65,9 @@ class AudioDataModule(L.LightningDataModule):
     def batch_size_at(self, epoch: int) -> int:
         return self.batch_size_schedule[min(epoch, len(self.batch_size_schedule) - 1)]
 
+    @abstractmethod
     def build_split(self, split: str) -> Dataset:
-        raise NotImplementedError(f"{type(self).__name__} must implement build_split")
+        """The Dataset of one split ("train", "val" or "test")."""
 
     def plain_split(self, split: str) -> Dataset:
         """The split's clips without training-time randomness (random crops, noise mixing); after setup.
