@@ -8,13 +8,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.timing import eval_throughput
+from fast_ast.bench.timing import eval_throughput, resolve_device
 from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.modules.build import build_model
 
 
 def bench_device(cfg: DictConfig) -> torch.device:
-    return torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    return resolve_device(cfg.device)
 
 
 def build_bench_model(cfg: DictConfig) -> torch.nn.Module:

@@ -19,6 +19,16 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; any other name as torch.device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
+    return device
+
+
 def device_description(device: torch.device | str) -> str:
     """e.g. 'cuda: NVIDIA H100 80GB HBM3' or 'cpu: x86_64, 2 threads'."""
     device = torch.device(device)

@@ -11,21 +11,11 @@ from typing import Any
 
 import torch
 
-from fast_ast.modules.checkpoint import load_classifier, read_checkpoint
+from fast_ast.modules.checkpoint import read_checkpoint, rebuild
 from fast_ast.modules.classifier import AudioClassifier
-from fast_ast.modules.event_classifier import EventClassifier, load_event_classifier
+from fast_ast.modules.event_classifier import EventClassifier
 
 FRAME_HEAD = "frame_head."
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; any other name as torch.device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
-    return device
 
 
 def tome_setting(trained: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -35,14 +25,16 @@ def tome_setting(trained: dict[str, Any] | None, override: dict[str, Any] | None
     return setting
 
 
-def is_event_checkpoint(path: str | Path) -> bool:
-    return any(key.startswith(FRAME_HEAD) for key in read_checkpoint(path)["state_dict"])
+def is_event_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    """Whether a read checkpoint (read_checkpoint) has a frame head."""
+    return any(key.startswith(FRAME_HEAD) for key in checkpoint["state_dict"])
 
 
 def load_for_inference(path: str | Path, tome: dict[str, Any] | None, device: torch.device) -> AudioClassifier:
     """The model of checkpoint `path` in eval mode on `device`, with Token Merging set to
     tome_setting(checkpoint's tome, `tome`) (off-the-shelf ToMe when the checkpoint was trained without)."""
-    model = load_event_classifier(path) if is_event_checkpoint(path) else load_classifier(path)
+    checkpoint = read_checkpoint(path)
+    model = rebuild(checkpoint, EventClassifier if is_event_checkpoint(checkpoint) else AudioClassifier)
     model.configure_tome(tome_setting(model.hparams.get("tome"), tome))
     return model.to(device).eval()
 

@@ -19,7 +19,6 @@ frame_mAP (over classes with a positive bin) and frame_F1.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1
 
 from fast_ast.backbones.ast import NUM_PREFIX_TOKENS
 from fast_ast.frontend.augment import MixPlan
-from fast_ast.modules.checkpoint import read_checkpoint
+from fast_ast.modules.checkpoint import read_checkpoint, rebuild
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.tome import apply_tome
 
@@ -200,12 +199,4 @@ class EventClassifier(AudioClassifier):
 
 def load_event_classifier(path: str | Path, **overrides: Any) -> EventClassifier:
     """The EventClassifier of checkpoint `path` (weights_only load), e.g. for fast_ast.predict."""
-    checkpoint = read_checkpoint(path)
-    accepted = set(inspect.signature(AudioClassifier.__init__).parameters) | set(inspect.signature(EventClassifier.__init__).parameters)
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
-    hparams.update(pretrained=None)  # the checkpoint holds the trained weights
-    hparams.update(overrides)
-    model = EventClassifier(**hparams)
-    state = {k: v for k, v in checkpoint["state_dict"].items() if k.split(".")[0] in ("frontend", "backbone", "frame_head")}
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return rebuild(read_checkpoint(path), EventClassifier, **overrides)
