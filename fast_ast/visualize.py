@@ -117,7 +117,8 @@ def visualize(args: argparse.Namespace) -> Path:
     audio, name = load_clip(args.audio, args.synthetic, model.hparams.clip_samples, model.hparams.sample_rate, args.seed)
     with torch.inference_mode():
         features = model.frontend(audio.unsqueeze(0))  # [1, T, F]
-        probabilities = model.scores(model.backbone(features))[0]
+        tokens = model.backbone.forward_features(features)  # every final token, so `source` covers them all
+        probabilities = model.scores(model.backbone.head(tokens))[0]
     groups = patch_groups(merging.source[0], model.backbone.grid)
     merged = int((groups >= 0).sum())
     top = int(probabilities.argmax())

@@ -29,8 +29,15 @@ def test_every_group_option_composes(group, option, tmp_path):
 
 @pytest.mark.parametrize("preset", options("experiment"))
 def test_experiment_presets_compose(preset, tmp_path):
-    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"experiment={preset}"])
+    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"+experiment={preset}"])
     assert cfg.model._target_
+
+
+def test_an_experiment_preset_overrides_the_groups_and_the_command_line_overrides_it(tmp_path):
+    preset = compose_config("train", [f"paths.output_dir={tmp_path}", "+experiment=esc50_ast"])
+    assert preset.data._target_.endswith("ESC50DataModule") and preset.trainer.max_epochs == 25  # conf/experiment/esc50_ast.yaml
+    tuned = compose_config("train", [f"paths.output_dir={tmp_path}", "+experiment=esc50_ast", "trainer.max_epochs=3"])
+    assert tuned.trainer.max_epochs == 3
 
 
 def test_every_group_has_a_default():
@@ -67,6 +74,7 @@ def test_unknown_group_option_is_rejected(tmp_path):
         ("data.batch_size=0", "data.batch_size"),
         ("data.augment.mixup=2.0", "augment.mixup"),
         ("data.features.norm_std=0", "features.norm_std"),
+        ("+data.features.cpu_chunk_frames=0", "features.cpu_chunk_frames"),
     ],
 )
 def test_invalid_values_fail_before_training_naming_the_key(override, key, tmp_path):

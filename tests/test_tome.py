@@ -15,9 +15,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fast_ast import visualize
 from fast_ast.backbones.ast import AST, NUM_PREFIX_TOKENS
+from fast_ast.backbones.attention import self_attention
 from fast_ast.modules.checkpoint import load_classifier
 from fast_ast.tome import TokenMerging, apply_tome
-from fast_ast.tome.block import attention_with_size, tome_block_forward
+from fast_ast.tome.block import size_bias, tome_block_forward
 from fast_ast.tome.flops import ast_forward_flops
 from fast_ast.tome.merge import Matching, bipartite_soft_matching, max_merges, merge_source, merge_wavg
 from fast_ast.tome.schedule import capped_schedule, requested_schedule, tokens_per_layer
@@ -169,16 +170,16 @@ def test_proportional_attention_matches_explicit_softmax_and_duplicated_keys():
     attn = tiny_ast().v.blocks[0].attn
     torch.manual_seed(2)
     x, size = torch.randn(2, 6, 32), torch.tensor([1.0, 1, 3, 1, 2, 1]).expand(2, 6).unsqueeze(-1)
-    out, keys = attention_with_size(attn, x, size)
+    out, keys = self_attention(attn, x, size_bias(size, x.dtype))
     torch.testing.assert_close(out, sized_attention_reference(attn, x, size))
-    assert keys.shape == (2, 6, 16)
+    assert keys.shape == (2, 6, 2, 16)  # [B, N, heads, head_dim]
     # a token of size s attends like s identical copies of it (prop. attention's purpose)
     copies = torch.tensor([0, 1, 2, 2, 2, 3, 4, 4, 5])
-    duplicated, _ = attention_with_size(attn, x[:, copies], None)
+    duplicated, _ = self_attention(attn, x[:, copies])
     torch.testing.assert_close(out, duplicated[:, [0, 1, 2, 5, 6, 8]])
     # all sizes 1: proportional attention changes nothing
-    plain, _ = attention_with_size(attn, x, None)
-    torch.testing.assert_close(attention_with_size(attn, x, torch.ones(2, 6, 1))[0], plain)
+    plain, _ = self_attention(attn, x)
+    torch.testing.assert_close(self_attention(attn, x, size_bias(torch.ones(2, 6, 1), x.dtype))[0], plain)
     assert not torch.allclose(out, plain)
 
 
@@ -224,7 +225,7 @@ def test_gradients_flow_through_merging():
 def test_trace_source_covers_every_input_token_once():
     model = tiny_ast(depth=3)
     merging = apply_tome(model, r=2, trace_source=True)
-    model(torch.randn(3, 32, 32))
+    model.forward_features(torch.randn(3, 32, 32))  # every final token (forward keeps cls + dist only)
     source = merging.source
     assert source.shape == (3, 11 - 6, 11)
     assert source.sum(dim=(1, 2)).tolist() == [11.0, 11.0, 11.0]

@@ -8,6 +8,9 @@ Shapes (B = batch, T = frames, F = mel bins, N = 2 + f_dim * t_dim tokens, D = e
     input  [B, T, F]  normalised log-mel filterbanks
     tokens [B, N, D]  cls, distillation, then patches in (freq, time) row-major order
     output [B, C]     logits = mlp_head((cls + dist) / 2) after the final LayerNorm
+
+`forward` runs the last block for the cls and distillation rows only (fast_ast.backbones.attention):
+the same logits, to float rounding, as the full block, for about 1/depth less compute.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from functools import partial
 import torch
 from timm.models.deit import VisionTransformerDistilled
 from torch import nn
+
+from fast_ast.backbones.attention import readout_block_forward
 
 NUM_PREFIX_TOKENS = 2  # cls + distillation token; never merged, always first
 
@@ -104,18 +109,25 @@ class AST(nn.Module):
         x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
         return self.v.pos_drop(x)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were merged)."""
+    def forward_features(self, x: torch.Tensor, prefix_only: bool = False) -> torch.Tensor:
+        """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were merged).
+
+        prefix_only: the last block computes only the cls and distillation tokens (N' = 2), all that
+        `head` reads; the other tokens' rows of the last block are never computed.
+        """
         x = self.embed(x)
-        if self.token_merging is None:
+        readout = NUM_PREFIX_TOKENS if prefix_only else None
+        if self.token_merging is not None:
+            x = self.token_merging(self.v.blocks, x, readout)
+        elif readout is None:
             x = self.v.blocks(x)
         else:
-            x = self.token_merging(self.v.blocks, x)
+            x = readout_block_forward(self.v.blocks[-1], self.v.blocks[:-1](x), readout)
         return self.v.norm(x)
 
-    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, N', D] -> [B, D]: mean of the cls and distillation tokens."""
-        return (tokens[:, 0] + tokens[:, 1]) / 2
+    def head(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, N', D] -> [B, C] logits: mlp_head of the mean of the cls and distillation tokens."""
+        return self.mlp_head((tokens[:, 0] + tokens[:, 1]) / 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp_head(self.pool(self.forward_features(x)))
+        return self.head(self.forward_features(x, prefix_only=True))

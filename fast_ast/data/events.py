@@ -11,7 +11,7 @@ and test tile each recording with consecutive windows from 0 (the last one zero-
 Item: {"audio": [clip_samples], "target": [C] clip-level multi-hot, "frame_target": [C, event_bins],
 "id": "<file>@<start s>"}, targets as in fast_ast.data.event_targets (bins tile the window evenly).
 Classes: data.classes, else the sorted labels of the training annotations; with data.background_class
-a last class marks bins without any event. Pair with model=ast_events (experiment=events_ast).
+a last class marks bins without any event. Pair with model=ast_events (+experiment=events_ast).
 """
 
 from __future__ import annotations

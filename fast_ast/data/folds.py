@@ -1,6 +1,6 @@
 """Cross-validation summary: mean +- std of a metric over the runs of a fold sweep.
 
-    python -m fast_ast.train -m experiment=esc50_ast data.root=<ESC-50> data.fold=1,2,3,4,5
+    python -m fast_ast.train -m +experiment=esc50_ast data.root=<ESC-50> data.fold=1,2,3,4,5
     python -m fast_ast.data.folds multirun_outputs/<sweep> [--metric test/acc]
 
 Reads every <sweep>/*/results.json (one per fold); std is the sample standard deviation (n - 1).

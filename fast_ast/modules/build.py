@@ -31,7 +31,7 @@ def build_model(cfg: DictConfig, datamodule: AudioDataModule):
     With kd.name != none the same classifier arguments build a KDStudent, which also takes the kd group.
     """
     if getattr(datamodule, "has_frame_targets", False) and cfg.model._target_ != EVENT_CLASSIFIER:
-        raise ValueError(f"{type(datamodule).__name__} has frame-level targets: use model=ast_events (experiment=events_ast)")
+        raise ValueError(f"{type(datamodule).__name__} has frame-level targets: use model=ast_events (+experiment=events_ast)")
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     kd = OmegaConf.to_container(cfg.kd, resolve=True, throw_on_missing=True) if "kd" in cfg else {"name": "none"}
     if kd["name"] == "none":

@@ -134,7 +134,7 @@ class EventClassifier(AudioClassifier):
     def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features [B, T, F] -> (clip logits [B, C], frame logits [B, t_dim, C])."""
         tokens = self.backbone.forward_features(features)
-        clip_logits = self.backbone.mlp_head(self.backbone.pool(tokens))
+        clip_logits = self.backbone.head(tokens)
         merging = self.backbone.token_merging
         if merging is not None:
             tokens = unmerge_tokens(tokens, merging.source)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from fast_ast.backbones.ast import NUM_PREFIX_TOKENS
-from fast_ast.tome.block import tome_block_forward
+from fast_ast.backbones.attention import readout_block_forward
+from fast_ast.tome.block import size_bias, tome_block_forward
 from fast_ast.tome.schedule import capped_schedule, requested_schedule, tokens_per_layer
 
 
@@ -22,7 +23,8 @@ class TokenMerging:
     """The `token_merging` hook: runs the blocks with schedule[i] merges in block i.
 
     After a forward with trace_source=True, `source` holds [B, N', N] (0/1: which input tokens, cls and
-    distillation included, each final token absorbed) and `size` the final token sizes [B, N', 1].
+    distillation included, each final token absorbed) and `size` the final token sizes [B, N', 1]
+    (all final tokens after `forward_features`; the cls and distillation rows only after `forward`).
     """
 
     def __init__(self, schedule: Sequence[int], num_tokens: int, prop_attn: bool = True, trace_source: bool = False):
@@ -37,14 +39,21 @@ class TokenMerging:
     def tokens_per_layer(self) -> list[int]:
         return tokens_per_layer(self.num_tokens, self.schedule)
 
-    def __call__(self, blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, blocks: nn.Sequential, x: torch.Tensor, readout: int | None = None) -> torch.Tensor:
+        """x [B, N, D] -> [B, N', D]; readout = n: the last block computes its first n tokens only (N' = n)."""
         if len(blocks) != len(self.schedule):
             raise ValueError(f"ToMe schedule has {len(self.schedule)} layers, the backbone {len(blocks)} blocks")
         batch, tokens, _ = x.shape
         size = None
         source = torch.eye(tokens, device=x.device, dtype=x.dtype).expand(batch, -1, -1) if self.trace_source else None
-        for block, r in zip(blocks, self.schedule):
+        last = len(blocks) - 1 if readout is not None else len(blocks)
+        for block, r in zip(blocks[:last], self.schedule[:last]):
             x, size, source = tome_block_forward(block, x, r, NUM_PREFIX_TOKENS, size, source, self.prop_attn)
+        if readout is not None:  # the last layer's merges would only touch rows nobody reads
+            bias = size_bias(size, x.dtype) if self.prop_attn and size is not None else None
+            x = readout_block_forward(blocks[-1], x, readout, bias)
+            size = None if size is None else size[:, :readout]
+            source = None if source is None else source[:, :readout]
         if self.trace_source:
             self.source = source
             self.size = torch.ones_like(x[..., :1]) if size is None else size
