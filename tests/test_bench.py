@@ -6,15 +6,12 @@ and reports every field the README's tables quote.
 
 from __future__ import annotations
 
-import pytest
+import os
 
 from fast_ast.bench import frontend, hf
 from tests.helpers import compose_config
 
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def test_hf_suite_compares_equal_models():

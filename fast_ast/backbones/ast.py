@@ -122,7 +122,10 @@ class AST(nn.Module):
         elif readout is None:
             x = self.v.blocks(x)
         else:
-            x = readout_block_forward(self.v.blocks[-1], self.v.blocks[:-1](x), readout)
+            *body, last = self.v.blocks
+            for block in body:
+                x = block(x)
+            x = readout_block_forward(last, x, readout)
         return self.v.norm(x)
 
     def head(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,9 @@ class TokenMerging:
         batch, tokens, _ = x.shape
         size = None
         source = torch.eye(tokens, device=x.device, dtype=x.dtype).expand(batch, -1, -1) if self.trace_source else None
-        last = len(blocks) - 1 if readout is not None else len(blocks)
-        for block, r in zip(blocks[:last], self.schedule[:last]):
+        layers = list(zip(blocks, self.schedule))
+        merged = layers if readout is None else layers[:-1]
+        for block, r in merged:
             x, size, source = tome_block_forward(block, x, r, NUM_PREFIX_TOKENS, size, source, self.prop_attn)
         if readout is not None:  # the last layer's merges would only touch rows nobody reads
             bias = size_bias(size, x.dtype) if self.prop_attn and size is not None else None
