@@ -26,6 +26,7 @@ from fast_ast.bench.timing import eval_throughput
 from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
 from fast_ast.modules.build import build_model
+from fast_ast.modules.metrics import check_monitor
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import write_results
 from fast_ast.summary import print_summary
@@ -90,6 +91,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
+    check_monitor(cfg.data.monitor, model.metric_names("val"))
     loggers = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to

@@ -130,13 +130,13 @@ class KDStudent(AudioClassifier):
     def training_loss(self, logits: torch.Tensor, batch: dict, plan: MixPlan | None) -> tuple[torch.Tensor, dict]:
         labels = self.target_matrix(batch["target"])
         teacher, present = self.teacher_logits(batch)
-        probs = teacher_targets(teacher, self.temperature, self.multilabel)
+        probs = teacher_targets(teacher, self.temperature, self.loss_name == "bce")
         if self.store is not None:
             missing = (~present).sum().float()
             self.log("train/kd_missing", missing, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=logits.shape[0])
         if plan is not None:
             labels, probs = plan(labels), plan(probs)
             present = mixed_presence(present, plan.partner, plan.weight)
-        losses = distillation_loss(logits, labels, probs, present, self.kd_lambda, self.temperature, self.multilabel)
+        losses = distillation_loss(logits, labels, probs, present, self.kd_lambda, self.temperature, self.loss_name == "bce")
         logs = {"train/loss": losses["loss"], "train/label_loss": losses["label_loss"], "train/kd_loss": losses["kd_loss"]}
         return losses["loss"], logs
