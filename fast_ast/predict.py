@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.data.audio_io import AudioReadError, read_audio
 from fast_ast.inference.files import list_inputs
 from fast_ast.bench.timing import resolve_device
@@ -220,6 +221,7 @@ def predict(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "predict")
     predict(cfg)
 
 

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.bench.timing import eval_throughput
 from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
@@ -210,6 +211,7 @@ def train_and_record(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    check_known_keys(cfg, "train")
     results = train_and_record(cfg)
     return results["metrics"].get(cfg.data.monitor)
 

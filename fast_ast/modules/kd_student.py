@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from fast_ast.frontend.augment import MixPlan
 from fast_ast.kd.losses import distillation_loss, mixed_presence, teacher_targets
+from fast_ast.kd.importer import id_rule_hint
 from fast_ast.kd.store import TeacherLogits, check_class_names, load_logits, quoted
 from fast_ast.kd.teachers import Teacher, load_teacher
 from fast_ast.modules.classifier import AudioClassifier
@@ -101,7 +102,7 @@ class KDStudent(AudioClassifier):
         if missing and self.kd["missing"] == "error":
             raise ValueError(
                 f"kd.path={self.kd['path']}: {len(missing)} of {len(clip_ids)} training clips have no teacher logits: "
-                f"{quoted(missing)} (kd.missing=skip trains them on the label loss alone)"
+                f"{quoted(missing)}; {id_rule_hint(self.store.ids, missing)} (kd.missing=skip trains them on the label loss alone)"
             )
         if missing:
             log.warning(
