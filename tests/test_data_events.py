@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from fast_ast.backbones.ast import time_tokens, unmerge_tokens
 from fast_ast.data.event_targets import clip_targets, frame_targets
 from fast_ast.data.events import EventsDataModule, read_annotations
 from fast_ast.data.validation import BadFilesError, UnknownLabelsError
@@ -16,14 +17,12 @@ from fast_ast.modules.event_classifier import (
     EventClassifier,
     interpolate_frames,
     load_event_classifier,
-    time_tokens,
-    unmerge_tokens,
 )
 from tests.fixtures.corpora import make_events, write_bad
 from tests.fixtures.runs import build_datamodule, corpus_overrides, train_on
 from tests.helpers import compose_config
 
-TINY_BACKBONE = {"_target_": "fast_ast.backbones.ast.AST", "embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY_BACKBONE = {"name": "ast", "embed_dim": 32, "depth": 2, "num_heads": 2}
 
 
 @pytest.fixture(scope="module")

@@ -254,7 +254,7 @@ def test_project_lightning_checkpoint_loads_through_the_classifier(tmp_path):
 
     def classifier(target_length: int, pretrained: str | None = None) -> AudioClassifier:
         return AudioClassifier(
-            backbone={"_target_": "fast_ast.backbones.ast.AST", "embed_dim": 64, "depth": 2, "num_heads": 2},
+            backbone={"name": "ast", "embed_dim": 64, "depth": 2, "num_heads": 2},
             num_classes=3,
             class_names=["a", "b", "c"],
             multilabel=False,

@@ -134,10 +134,13 @@ def from_hf(directory: Path, backbone: AST) -> Converted:
         )
         if not same:
             differences.append(f"{key}: config {theirs!r} vs backbone {ours[key]!r}")
+    head_eps = backbone.mlp_head[0].eps
+    if isinstance(config.get("layer_norm_eps"), float) and not math.isclose(config["layer_norm_eps"], head_eps, rel_tol=1e-6):
+        differences.append(f"layer_norm_eps (transformers uses it in the head too): config {config['layer_norm_eps']!r} vs head_norm_eps {head_eps!r}")
     if differences:
         raise ValueError(
             f"{config_path} does not describe this backbone ({'; '.join(differences)}); "
-            "set model.backbone.* (embed_dim, depth, num_heads, mlp_ratio, norm_eps, patch_size, fstride, tstride) to match"
+            "set model.backbone.* (embed_dim, depth, num_heads, mlp_ratio, norm_eps and head_norm_eps, patch_size, fstride, tstride) to match"
         )
     grid_keys = ("num_mel_bins", "max_length", "patch_size", "frequency_stride", "time_stride")
     grid = patch_grid(*(config[key] for key in grid_keys)) if all(key in config for key in grid_keys) else None
