@@ -71,3 +71,14 @@ def test_weight_averaging_callback_math():
 def test_batch_size_schedule_trains(tmp_path):
     results = run_train(tmp_path, "trainer.max_epochs=2", "data.batch_size=[8,24]")
     assert results["status"] == "completed"
+
+
+def test_a_seeded_run_repeats_exactly(tmp_path):
+    # same seed, same machine: the same metrics and weights (the README's reruns rely on this)
+    first = run_train(tmp_path / "first", "seed=7")
+    second = run_train(tmp_path / "second", "seed=7")
+    assert first["metrics"] == second["metrics"]
+    weights = [torch.load(run["checkpoints"]["last"], map_location="cpu", weights_only=True)["state_dict"] for run in (first, second)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    other = run_train(tmp_path / "other", "seed=8")
+    assert other["metrics"] != first["metrics"]  # the seed is what decides
