@@ -22,13 +22,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from fast_ast.bench.timing import eval_throughput
-from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
 from fast_ast.modules.build import build_model
 from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
-from fast_ast.results import write_results
+from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -56,10 +54,6 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         path = str(cfg.resume)
     read_checkpoint(path)
     return path
-
-
-def job_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def point_ddp_ranks_at_this_job() -> None:
@@ -125,31 +119,22 @@ def train(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:  # DDP: rank 0 measures, records and prints
         return {"status": "completed", "metrics": metrics}
 
-    device = next(model.parameters()).device
-    example = torch.randn(cfg.throughput.batch_size, datamodule.clip_samples, device=device) * 0.1
-    backbone = model.backbone.eval()
     results = {
         "task": "train",
         "status": "completed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "monitor": {
             "name": cfg.data.monitor,
             "best": float(checkpointing.best_model_score) if checkpointing is not None and checkpointing.best_model_score is not None else None,
         },
         "metrics": metrics,
         "checkpoints": {"best": best or None, "last": last or None, "averaged": averaged},
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"per_layer": tokens_per_layer(backbone, model.frontend(example[:1]))},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
         "tome": OmegaConf.to_container(cfg.tome, resolve=True),
         "kd": OmegaConf.to_container(cfg.kd, resolve=True),
         "wall_time_s": time.time() - started,
     }
-    results["tokens"]["input"] = results["tokens"]["per_layer"][0]
     summarise_in_wandb(loggers, results)
     write_results(run_dir, results)
     print_summary(results)
@@ -187,7 +172,7 @@ def record_failure(cfg: DictConfig, error: BaseException, started: float) -> Non
         "task": "train",
         "status": "failed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "error": f"{type(error).__name__}: {error}",
         "traceback": str(run_dir / "traceback.txt"),
         "wall_time_s": time.time() - started,
