@@ -109,7 +109,7 @@ CONF
 
 network_up() {
     ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-    ip addr show dev "$BRIDGE" | grep -q "inet $HEAD_ADDR/24" || ip addr add "$HEAD_ADDR/24" dev "$BRIDGE"
+    [[ $(ip addr show dev "$BRIDGE") == *"inet $HEAD_ADDR/24"* ]] || ip addr add "$HEAD_ADDR/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     local i name
     for i in $(seq "$NODES"); do
@@ -120,7 +120,7 @@ network_up() {
             ip link add "$name-h" type veth peer name eth0 netns "$name"
         fi
         ip link set "$name-h" master "$BRIDGE" up
-        ip -n "$name" addr show dev eth0 | grep -q "inet $(node_addr "$i")/24" || ip -n "$name" addr add "$(node_addr "$i")/24" dev eth0
+        [[ $(ip -n "$name" addr show dev eth0) == *"inet $(node_addr "$i")/24"* ]] || ip -n "$name" addr add "$(node_addr "$i")/24" dev eth0
         ip -n "$name" link set eth0 up
     done
 }
@@ -211,15 +211,15 @@ stop_node() {  # node name: every process in its network namespace (slurmd, job 
 
 slurmd_running() {  # node name
     local pidfile=/run/slurmd-$1.pid
-    [[ -f $pidfile ]] && ip netns pids "$1" 2>/dev/null | grep -qx "$(cat "$pidfile")"
+    [[ -f $pidfile ]] && [[ " $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') " == *" $(cat "$pidfile") "* ]]
 }
 
 start_daemons() {
     mkdir -p "$STATE_DIR" "$LOG_DIR"
-    if ! scontrol ping 2>/dev/null | grep -q UP; then
+    if ! [[ $(scontrol ping 2>/dev/null) == *UP* ]]; then
         stop_pidfile /run/slurmctld.pid
         nsenter --uts="$(uts_file "$HEAD")" slurmctld
-        for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.1; done
+        for _ in $(seq 100); do [[ $(scontrol ping 2>/dev/null) == *UP* ]] && break; sleep 0.1; done
     fi
     local i name
     for i in $(seq "$NODES"); do
