@@ -27,6 +27,7 @@ from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
 from fast_ast.cluster.requeue import RequeueSignal
 from fast_ast.modules.build import build_model
+from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import write_results
 from fast_ast.summary import print_summary
@@ -41,6 +42,7 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to continue from, checked like every checkpoint read (weights only, plain settings)."""
     if cfg.resume in (None, "none", "null"):
         return None
     if cfg.resume == "auto":
@@ -48,10 +50,13 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         if not last.is_file():
             return None
         log.info("resume=auto: continuing from %s", last)
-        return str(last)
-    if not Path(cfg.resume).is_file():
+        path = str(last)
+    elif not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
-    return str(cfg.resume)
+    else:
+        path = str(cfg.resume)
+    read_checkpoint(path)
+    return path
 
 
 def job_overrides() -> list[str]:
@@ -104,7 +109,7 @@ def train(cfg: DictConfig) -> dict:
         logger=loggers or False,
         reload_dataloaders_every_n_epochs=1 if datamodule.reloads_each_epoch else 0,
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir), weights_only=True)
 
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing is not None else ""

@@ -34,7 +34,7 @@ def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
     from transformers import ASTForAudioClassification
 
     backbone = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "backbone" / f"{settings.backbone}.yaml"))
-    backbone.pop("_target_")
+    backbone.pop("name")
     # transformers' config default layer_norm_eps is 1e-12; the export carries ours, so both compute the same.
     ours = AST(settings.num_classes, input_fdim=settings.input_fdim, input_tdim=settings.input_tdim, **backbone).eval()
     with tempfile.TemporaryDirectory() as directory:

@@ -23,6 +23,12 @@ def build_bench_model(cfg: DictConfig) -> torch.nn.Module:
     return build_model(cfg, datamodule).to(bench_device(cfg)).eval()
 
 
+def backbone_label(spec: dict) -> str:
+    """e.g. "ast d192x4": the registry name and, where the spec has them, width x depth."""
+    size = f" d{spec['embed_dim']}x{spec['depth']}" if "embed_dim" in spec and "depth" in spec else ""
+    return spec["name"] + size
+
+
 def run(cfg: DictConfig) -> dict:
     model = build_bench_model(cfg)
     device = bench_device(cfg)
@@ -33,7 +39,7 @@ def run(cfg: DictConfig) -> dict:
     for column in ("model", "tome", "tokens in", "tokens out", "clips/s"):
         table.add_column(column)
     table.add_row(
-        OmegaConf.to_container(cfg.model.backbone)["_target_"].rsplit(".", 1)[-1] + f" d{cfg.model.backbone.embed_dim}x{cfg.model.backbone.depth}",
+        backbone_label(OmegaConf.to_container(cfg.model.backbone, resolve=True)),
         str(OmegaConf.to_container(cfg.tome)),
         str(result["tokens_per_layer"][0]),
         str(result["tokens_per_layer"][-1]),
