@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
+from fast_ast.cluster.requeue import RequeueSignal
 from fast_ast.modules.build import build_model
 from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
@@ -185,10 +186,13 @@ def train_and_record(cfg: DictConfig) -> dict:
     """train(cfg); a failure is written to the job's directory and re-raised. Hydra's sweepers run the
     remaining jobs of the sweep before reporting failures, so one failed job does not stop the others."""
     started = time.time()
+    requeue = RequeueSignal()
     try:
         results = train(cfg)
     except Exception as error:
         finish_wandb_run(exit_code=1)
+        if requeue.received:  # a rank > 0 of a job SLURM is requeueing: the next run continues it
+            raise SystemExit(f"requeued ({requeue.signum.name}) during {type(error).__name__}: {error}") from error
         if rank_zero_only.rank == 0:
             record_failure(cfg, error, started)
         raise
