@@ -54,3 +54,23 @@ def test_background_class_is_left_out_of_frame_averages():
     assert float(out["val/frame_AP/background"]) == pytest.approx(1.0)  # still logged per class
     everything = frame_metric_values(values, names, "val")
     assert float(everything["val/frame_mAP"]) == pytest.approx(0.8)
+
+
+def test_report_lists_the_classification_metrics():
+    from types import SimpleNamespace
+
+    from fast_ast.report import classification_section
+
+    def job(num, status, metrics):
+        return SimpleNamespace(num=num, status=status, metric=lambda name: metrics.get(name))
+
+    jobs = [
+        job(0, "completed", {"test/acc": 0.5, "test/balanced_acc": 0.25, "test/f1": 0.4, "val/acc": 0.9}),
+        job(1, "completed", {"test/acc": 0.75, "test/balanced_acc": 0.5}),
+        job(2, "failed", {}),
+    ]
+    lines = classification_section(jobs)
+    assert "## Classification metrics (test/, final evaluation)" in lines
+    assert "| job | acc | balanced_acc | f1 |" in lines
+    assert "| 0 | 0.5000 | 0.2500 | 0.4000 |" in lines and "| 1 | 0.7500 | 0.5000 | — |" in lines
+    assert not any(line.startswith("| 2 ") for line in lines)
