@@ -66,11 +66,11 @@ def feature_extractor_config(features: dict[str, Any], sample_rate: int) -> dict
 def export_hf(model: AudioClassifier, out: str | Path) -> Path:
     """Writes `model` as a Hugging Face ASTForAudioClassification directory `out` (see the module docstring)."""
     out = Path(out)
-    if model.backbone.token_merging is not None:
+    if model.backbone.token_reduction is not None:
         log.warning(
-            "the checkpoint runs with Token Merging (%s); Hugging Face's AST has no token merging: the export holds "
+            "the checkpoint runs with token reduction (%s); Hugging Face's AST has none: the export holds "
             "the same weights run as the plain AST (r = 0), whose outputs differ from the ToMe model's",
-            model.backbone.token_merging,
+            model.backbone.token_reduction,
         )
     block_eps, head_eps = model.backbone.v.norm.eps, model.backbone.mlp_head[0].eps
     if block_eps != head_eps:
