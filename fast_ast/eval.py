@@ -6,7 +6,10 @@ run directory:
     metrics.json     {"<split>/<metric>": value}: acc, mAP, auc, d_prime, loss (+ frame metrics of event models)
     predictions.csv  id, labels (the true labels, ';'-joined), then one column of scores per class name
                      (softmax for single-label models, sigmoid for multi-label ones)
-    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split` and the ToMe setting used
+    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split`, the token reduction used (`tome`),
+                     and its costs: throughput_by_batch, gflops, peak_memory_mb (fast_ast.tome.cost)
+`python -m fast_ast.eval -m ckpt_path=... tome.r=0,8,16` evaluates one checkpoint under many reductions
+(a sweep `python -m fast_ast.report` reads as it reads training sweeps).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import write_results
 from fast_ast.summary import print_summary
+from fast_ast.tome.cost import peak_forward_bytes, throughput_by_batch
+from fast_ast.tome.flops import ast_forward_flops
 from fast_ast.train import job_overrides
 
 log = logging.getLogger(__name__)
@@ -142,6 +147,21 @@ def run_split(trainer: L.Trainer, model: AudioClassifier, datamodule: AudioDataM
     return metrics
 
 
+def reduction_costs(model: AudioClassifier, cfg: DictConfig, example: torch.Tensor) -> dict:
+    """throughput_by_batch (clips/s at each of throughput.batch_sizes, alternating), gflops (forward
+    FLOPs per clip under the token reduction evaluated; null for backbones without tokens) and
+    peak_memory_mb (tensors one forward of `example` allocates) (fast_ast.tome.cost)."""
+    backbone = model.backbone
+    flops = ast_forward_flops(backbone, backbone.token_reduction) if backbone.supports_token_merging else None
+    return {
+        "throughput_by_batch": throughput_by_batch(
+            model, model.hparams.clip_samples, list(cfg.throughput.batch_sizes), cfg.throughput.repeats, example.device
+        ),
+        "gflops": None if flops is None else flops / 1e9,
+        "peak_memory_mb": peak_forward_bytes(model, example) / 2**20,
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluates cfg.ckpt_path on cfg.split of cfg.data; returns the results (also in <run dir>/results.json)."""
     started = time.time()
@@ -187,6 +207,7 @@ def evaluate(cfg: DictConfig) -> dict:
         },
         "tokens": {"input": per_layer[0], "per_layer": per_layer},
         "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        **reduction_costs(model, cfg, example),
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,

@@ -54,7 +54,7 @@ def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return source.transpose(1, 2).to(tokens.dtype) @ tokens
 
 
-def time_tokens(tokens: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
+def time_tokens(tokens: torch.Tensor, grid: tuple[int, int], num_prefix: int = NUM_PREFIX_TOKENS) -> torch.Tensor:
     """[B, P + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
     f_dim, t_dim = grid
     patches = tokens[:, num_prefix:]
