@@ -68,7 +68,7 @@ def export_hf(model: AudioClassifier, out: str | Path) -> Path:
     out = Path(out)
     if model.backbone.token_reduction is not None:
         log.warning(
-            "the checkpoint runs with token reduction (%s); Hugging Face's AST has none: the export holds "
+            "the checkpoint runs with Token Merging (%s); Hugging Face's AST has no token merging: the export holds "
             "the same weights run as the plain AST (r = 0), whose outputs differ from the ToMe model's",
             model.backbone.token_reduction,
         )
