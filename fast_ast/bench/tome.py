@@ -9,7 +9,8 @@ ratio to r = 0 (median over alternating rounds), the tokens entering each block 
 and the forward FLOPs from those tokens (fast_ast.tome.flops). Also the plain AST against r = 0 through
 the plan (None) and against the ToMe block loop forced with r = 0 in every layer, and
 for each r in `tome_suite.train_r` the training-step throughput (forward + backward + optimizer step)
-against r = 0. Results go to <run dir>/tome_bench.json and a plot of clips/s and FLOPs vs r.
+against r = 0, and for each [rows, columns] of `tome_suite.patchout` the training step with PaSST's structured
+patchout against r = 0. Results go to <run dir>/tome_bench.json and a plot of clips/s and FLOPs vs r.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def run(cfg: DictConfig) -> dict:
 
     # ---- training step (forward + backward + optimizer step) against r = 0 ---------------------
     train_rs = [r for r in cfg.tome_suite.train_r if r != 0]
+    patchouts = [tuple(pair) for pair in OmegaConf.to_container(cfg.tome_suite, resolve=True).get("patchout") or []]
     train_times = {}
-    if train_rs:
+    if train_rs or patchouts:
         backbone.train()
         optimizer = build_optimizer(backbone.parameters(), OmegaConf.to_container(cfg.model.optim, resolve=True))
         targets = torch.randint(0, backbone.num_classes, (cfg.batch_size,), device=device)
@@ -111,6 +113,9 @@ def run(cfg: DictConfig) -> dict:
         train_contenders = {
             r: (lambda merging=mergings.get(r) or merging_for(backbone, r, tome): train_step(merging)) for r in [0, *train_rs]
         }
+        for freq, time in patchouts:  # PaSST's structured patchout: training only, no merging
+            plan = plan_reduction(backbone, freq_patchout=freq, time_patchout=time)
+            train_contenders[f"patchout_f{freq}_t{time}"] = lambda plan=plan: train_step(plan)
         train_times = alternating_times(train_contenders, device, cfg.warmup, cfg.tome_suite.train_repeats)
         backbone.eval()
 
@@ -132,6 +137,17 @@ def run(cfg: DictConfig) -> dict:
             row["train_clips_per_s"] = batch / statistics.median(train_times[r])
             row["train_speedup"] = median_ratio(train_times[0], train_times[r])
         rows.append(row)
+    f_dim, t_dim = backbone.token_grid
+    patchout_rows = [
+        {
+            "freq_patchout": freq,
+            "time_patchout": time,
+            "tokens": backbone.num_prefix_tokens + (f_dim - freq) * (t_dim - time),
+            "train_clips_per_s": batch / statistics.median(train_times[f"patchout_f{freq}_t{time}"]),
+            "train_speedup": median_ratio(train_times[0], train_times[f"patchout_f{freq}_t{time}"]),
+        }
+        for freq, time in patchouts
+    ]
     overhead = {
         "r0_vs_plain": median_ratio(times["r0"], times["plain"]),
         "tome_loop_r0_vs_plain": median_ratio(times["tome_loop_r0"], times["plain"]),
@@ -147,7 +163,8 @@ def run(cfg: DictConfig) -> dict:
         "tome": {k: v for k, v in tome.items() if k != "r"},
         "time_ratio_vs_plain": overhead,
         "rows": rows,
-        "seconds": {"eval": times, "train": {f"r{r}": seconds for r, seconds in train_times.items()}},
+        "patchout": patchout_rows,
+        "seconds": {"eval": times, "train": {(f"r{r}" if isinstance(r, int) else r): seconds for r, seconds in train_times.items()}},
     }
     report(result)
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
@@ -175,6 +192,11 @@ def report(result: dict) -> None:
         )
     console = Console(width=140)
     console.print(table)
+    for row in result["patchout"]:
+        console.print(
+            f"patchout {row['freq_patchout']} rows x {row['time_patchout']} columns ({row['tokens']} tokens): "
+            f"train step {row['train_clips_per_s']:.3f} clips/s, {row['train_speedup']:.2f}x r=0"
+        )
     overhead = result["time_ratio_vs_plain"]
     console.print(
         f"time vs plain AST: r=0 (no plan) {overhead['r0_vs_plain']:.3f}x, "
