@@ -27,17 +27,14 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fast_ast.bench.timing import eval_throughput
-from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import load_for_inference, tome_setting
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.resolvers import CONF_DIR, register_resolvers
-from fast_ast.results import write_results
+from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
 from fast_ast.tome.cost import peak_forward_bytes, throughput_by_batch
 from fast_ast.tome.flops import ast_forward_flops
-from fast_ast.train import job_overrides
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -49,7 +46,7 @@ PREDICTIONS_FILE = "predictions.csv"
 class ClipScoreRecorder(Callback):
     """Collects every evaluated clip's id, target and class scores [C] during validate/test.
 
-    The scores are read from the classification head's output (a forward hook on `backbone.mlp_head`, which
+    The scores are read from the classification head's output (a forward hook on `backbone.classifier`, which
     every model type calls once per batch), so the evaluation forward pass is not repeated.
     """
 
@@ -61,7 +58,7 @@ class ClipScoreRecorder(Callback):
         self.hook = None
 
     def start(self, pl_module: AudioClassifier) -> None:
-        self.hook = pl_module.backbone.mlp_head.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
+        self.hook = pl_module.backbone.classifier.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
 
     def stop(self) -> None:
         if self.hook is not None:
@@ -147,15 +144,17 @@ def run_split(trainer: L.Trainer, model: AudioClassifier, datamodule: AudioDataM
     return metrics
 
 
-def reduction_costs(model: AudioClassifier, cfg: DictConfig, example: torch.Tensor) -> dict:
+def reduction_costs(model: AudioClassifier, cfg: DictConfig) -> dict:
     """throughput_by_batch (clips/s at each of throughput.batch_sizes, alternating), gflops (forward
     FLOPs per clip under the token reduction evaluated; null for backbones without tokens) and
-    peak_memory_mb (tensors one forward of `example` allocates) (fast_ast.tome.cost)."""
+    peak_memory_mb (tensors one forward of a throughput.batch_size batch allocates) (fast_ast.tome.cost)."""
     backbone = model.backbone
+    device = next(model.parameters()).device
+    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
     flops = ast_forward_flops(backbone, backbone.token_reduction) if backbone.supports_token_merging else None
     return {
         "throughput_by_batch": throughput_by_batch(
-            model, model.hparams.clip_samples, list(cfg.throughput.batch_sizes), cfg.throughput.repeats, example.device
+            model, model.hparams.clip_samples, list(cfg.throughput.batch_sizes), cfg.throughput.repeats, device
         ),
         "gflops": None if flops is None else flops / 1e9,
         "peak_memory_mb": peak_forward_bytes(model, example) / 2**20,
@@ -188,26 +187,19 @@ def evaluate(cfg: DictConfig) -> dict:
 
     device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
     model.to(device)
-    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
-    per_layer = tokens_per_layer(model.backbone.eval(), model.frontend(example[:1]))
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
     results = {
         "task": "eval",
         "status": "completed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "split": cfg.split,
         "monitor": {"name": monitor, "best": metrics.get(monitor)},
         "metrics": metrics,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"input": per_layer[0], "per_layer": per_layer},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
-        **reduction_costs(model, cfg, example),
+        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
+        **reduction_costs(model, cfg),
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,

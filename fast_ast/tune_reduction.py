@@ -25,7 +25,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fast_ast.bench.timing import alternating_times, device_description, resolve_device
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times
 from fast_ast.eval import check_compatible
 from fast_ast.inference.model import load_for_inference
 from fast_ast.modules.metrics import build_metrics, finalize

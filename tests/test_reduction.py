@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fast_ast.backbones.ast import AST
 from fast_ast.backbones.attention import block_forward
-from fast_ast.bench.tokens import tokens_per_layer
+from fast_ast.measure.tokens import tokens_per_layer
 from fast_ast.modules.checkpoint import load_classifier
 from fast_ast.report import report
 from fast_ast.tome import TokenReduction, apply_tome, plan_reduction

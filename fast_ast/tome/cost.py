@@ -15,7 +15,8 @@ import torch
 from torch.utils._pytree import tree_flatten
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fast_ast.bench.timing import alternating_times, device_description
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times
 
 
 class PeakTensorBytes(TorchDispatchMode):
