@@ -340,7 +340,7 @@ def remeasure_by_batch(jobs: list[Job], device: str, repeats: int) -> None:
             examples[num, b] = torch.randn(b, model.hparams.clip_samples, device=device) * 0.1
             calls[num, b] = lambda model=model, x=examples[num, b]: model(x)
     seconds = alternating_times(calls, device, warmup=1, repeats=repeats)
-    described = device_description(device) + " (re-measured side by side)"
+    described = device_description(device)
     for job in jobs:
         if job.num in models:
             job.results["throughput_by_batch"] = {
