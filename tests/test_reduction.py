@@ -22,7 +22,7 @@ from fast_ast.tome import TokenReduction, apply_tome, plan_reduction
 from fast_ast.tome.cost import peak_forward_bytes
 from fast_ast.tome.flops import ast_forward_flops
 from fast_ast.tome.patchout import structured_patchout
-from fast_ast.tome.prune import Pruning, kept_count, prefix_attention, prune_and_fuse, top_k_pruning
+from fast_ast.tome.prune import kept_count, prefix_attention, prune_and_fuse, top_k_pruning
 from fast_ast.tome.search import greedy_search
 from fast_ast.tome.temporal import merge_columns_wavg, neighbour_matching
 from fast_ast.tune_reduction import tune
