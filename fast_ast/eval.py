@@ -44,7 +44,7 @@ PREDICTIONS_FILE = "predictions.csv"
 class ClipScoreRecorder(Callback):
     """Collects every evaluated clip's id, target and class scores [C] during validate/test.
 
-    The scores are read from the classification head's output (a forward hook on `backbone.mlp_head`, which
+    The scores are read from the classification head's output (a forward hook on `backbone.classifier`, which
     every model type calls once per batch), so the evaluation forward pass is not repeated.
     """
 
@@ -56,7 +56,7 @@ class ClipScoreRecorder(Callback):
         self.hook = None
 
     def start(self, pl_module: AudioClassifier) -> None:
-        self.hook = pl_module.backbone.mlp_head.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
+        self.hook = pl_module.backbone.classifier.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
 
     def stop(self) -> None:
         if self.hook is not None:
@@ -185,7 +185,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "total": sum(p.numel() for p in model.backbone.parameters()),
             "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
         },
-        "tokens": {"input": per_layer[0], "per_layer": per_layer},
+        "tokens": {"input": per_layer[0] if per_layer else None, "per_layer": per_layer},
         "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
         "tome": tome,
         "kd": None,

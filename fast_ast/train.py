@@ -144,7 +144,7 @@ def train(cfg: DictConfig) -> dict:
         "kd": OmegaConf.to_container(cfg.kd, resolve=True),
         "wall_time_s": time.time() - started,
     }
-    results["tokens"]["input"] = results["tokens"]["per_layer"][0]
+    results["tokens"]["input"] = results["tokens"]["per_layer"][0] if results["tokens"]["per_layer"] else None
     summarise_in_wandb(loggers, results)
     write_results(run_dir, results)
     print_summary(results)

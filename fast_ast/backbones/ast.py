@@ -50,10 +50,11 @@ def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return source.transpose(1, 2).to(tokens.dtype) @ tokens
 
 
-def time_tokens(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """[B, 2 + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
+def time_tokens(tokens: torch.Tensor, grid: tuple[int, int], num_prefix_tokens: int = NUM_PREFIX_TOKENS) -> torch.Tensor:
+    """[B, P + f_dim * t_dim, D] (P prefix tokens, then patches in (freq, time) row-major order) -> [B, t_dim, D]
+    mean over frequency."""
     f_dim, t_dim = grid
-    patches = tokens[:, NUM_PREFIX_TOKENS:]
+    patches = tokens[:, num_prefix_tokens:]
     return patches.reshape(patches.shape[0], f_dim, t_dim, patches.shape[-1]).mean(dim=1)
 
 
@@ -166,12 +167,11 @@ class AST(Backbone):
         return [self.mlp_head, self.v.norm, *self.v.blocks[self.depth - last_n :]]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] features -> [B, N, D] tokens with positional embedding."""
+        """[B, T, F] features -> [B, N, D] tokens with positional embedding (cls[, distillation], then patches)."""
         x = x.unsqueeze(1).transpose(2, 3)  # [B, 1, F, T]
         x = self.v.patch_embed.proj(x).flatten(2).transpose(1, 2)  # [B, f_dim * t_dim, D]
-        batch = x.shape[0]
-        prefix = torch.cat((self.v.cls_token.expand(batch, -1, -1), self.v.dist_token.expand(batch, -1, -1)), dim=1)
-        x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
+        prefix = self.v.cls_token if self.num_prefix_tokens == 1 else torch.cat((self.v.cls_token, self.v.dist_token), dim=1)
+        x = torch.cat((prefix.expand(x.shape[0], -1, -1), x), dim=1) + self.v.pos_embed
         return self.v.pos_drop(x)
 
     def forward_features(self, x: torch.Tensor, prefix_only: bool = False) -> torch.Tensor:
@@ -214,4 +214,4 @@ class AST(Backbone):
         logits = self.head(tokens)
         if self.token_merging is not None:
             tokens = unmerge_tokens(tokens, self.token_merging.source)
-        return logits, time_tokens(tokens, self.grid)
+        return logits, time_tokens(tokens, self.grid, self.num_prefix_tokens)
