@@ -22,7 +22,7 @@ SE_NAMES = {"fc1": "conv_reduce", "fc2": "conv_expand"}
 
 def module_names(model: MobileNetV3Audio) -> dict[str, str]:
     """EfficientAT module prefix -> ours, for every convolution, norm, SE layer and head Linear of `model`."""
-    names = {"classifier.": "head."}
+    names = {f"classifier.{i}.": f"head.{i}." for i, layer in enumerate(model.head) if any(True for _ in layer.parameters())}
     for index, layer in enumerate(model.features):
         theirs, ours = f"features.{index}.", f"features.{index}."
         if isinstance(layer, ConvBnAct):

@@ -26,6 +26,8 @@ from torch import nn
 from fast_ast.backbones.ast import AST, POOLINGS, patch_grid
 from fast_ast.backbones.base import Backbone
 
+VIT_MODULES = ("vision_transformer", "deit")  # the timm modules whose models this backbone runs
+
 
 def check_timm_vit(model: nn.Module, name: str) -> None:
     """Raises ValueError naming model.backbone.timm_name unless `model` is a ViT whose forward AST's loop reproduces."""
@@ -69,6 +71,8 @@ class ViT(AST):
         Backbone.__init__(self)
         if not timm.is_model(timm_name):
             raise ValueError(f"model.backbone.timm_name={timm_name!r} is not a timm model name (timm {timm.__version__})")
+        if not timm.models.is_model_in_modules(timm_name, VIT_MODULES):
+            raise ValueError(f"model.backbone.timm_name={timm_name!r} is not a timm ViT/DeiT (modules {VIT_MODULES})")
         if depth is not None and depth < 1:
             raise ValueError(f"model.backbone.depth must be >= 1 or null (the named model's depth), got {depth}")
         v = timm.create_model(
