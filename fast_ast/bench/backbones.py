@@ -7,7 +7,7 @@ folding needs) and num_classes outputs:
     GFLOPs        per clip, one eval forward counted by torch.utils.flop_counter (multiply-add = 2 FLOPs)
     eval clips/s  backbone(x) under inference_mode
     train clips/s one training step: forward, BCE on random multi-hot targets, backward, Adam step
-The backbones alternate round by round after warm-up (fast_ast.bench.timing.alternating_times) and each
+The backbones alternate round by round after warm-up (fast_ast.measure.timing.alternating_times) and each
 figure is the median over rounds. Results: <run dir>/backbones_bench.json and a table.
 
     python -m fast_ast.bench suite=backbones [backbones_suite.batch_size=2] [backbones_suite.repeats=3]
@@ -30,8 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fast_ast.backbones.base import Backbone
 from fast_ast.backbones.registry import build_backbone
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times
 from fast_ast.resolvers import CONF_DIR
 
 
@@ -63,7 +63,7 @@ def train_step(backbone: Backbone, optimizer: torch.optim.Optimizer, x: torch.Te
 
 def run(cfg: DictConfig) -> dict:
     settings = cfg.backbones_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     torch.manual_seed(0)
     x = torch.randn(settings.batch_size, settings.input_tdim, settings.input_fdim, device=device)
     targets = (torch.rand(settings.batch_size, settings.num_classes, device=device) < 0.05).float()
