@@ -33,6 +33,7 @@ import torch
 from omegaconf import DictConfig
 from safetensors.torch import save_file
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
 from fast_ast.backbones.registry import backbone_name
 from fast_ast.frontend.fbank import FbankFrontend
@@ -143,6 +144,7 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "export")
     print(export(cfg))
 
 
