@@ -170,12 +170,11 @@ class AST(Backbone):
         return [self.mlp_head, self.v.norm, *self.v.blocks[self.depth - last_n :]]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] features -> [B, N, D] tokens with positional embedding."""
+        """[B, T, F] features -> [B, N, D] tokens with positional embedding (cls[, distillation], then patches)."""
         x = x.unsqueeze(1).transpose(2, 3)  # [B, 1, F, T]
         x = self.v.patch_embed.proj(x).flatten(2).transpose(1, 2)  # [B, f_dim * t_dim, D]
-        batch = x.shape[0]
-        prefix = torch.cat((self.v.cls_token.expand(batch, -1, -1), self.v.dist_token.expand(batch, -1, -1)), dim=1)
-        x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
+        prefix = self.v.cls_token if self.num_prefix_tokens == 1 else torch.cat((self.v.cls_token, self.v.dist_token), dim=1)
+        x = torch.cat((prefix.expand(x.shape[0], -1, -1), x), dim=1) + self.v.pos_embed
         return self.v.pos_drop(x)
 
     def run_blocks(

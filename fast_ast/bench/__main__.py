@@ -22,6 +22,7 @@ SUITES = {
     "loader": "fast_ast.bench.loader",
     "hf": "fast_ast.bench.hf",
     "frontend": "fast_ast.bench.frontend",
+    "backbones": "fast_ast.bench.backbones",
 }
 
 

@@ -38,8 +38,8 @@ def run(cfg: DictConfig) -> dict:
     table.add_row(
         backbone_label(OmegaConf.to_container(cfg.model.backbone, resolve=True)),
         str(OmegaConf.to_container(cfg.tome)),
-        str(result["tokens_per_layer"][0]),
-        str(result["tokens_per_layer"][-1]),
+        str(result["tokens_per_layer"][0]) if result["tokens_per_layer"] else "-",
+        str(result["tokens_per_layer"][-1]) if result["tokens_per_layer"] else "-",
         f"{result['clips_per_s']:.2f}",
     )
     Console().print(table)
