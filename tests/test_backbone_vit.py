@@ -81,7 +81,7 @@ def test_token_merging_applies():
     x = torch.randn(2, 100, 128)
     plain = model(x)
     merging = apply_tome(model, r=8, trace_source=True)
-    assert merging is not None and merging.num_prefix_tokens == 1 and merging.tokens_per_layer == [109, 101]
+    assert merging is not None and merging.num_prefix == 1 and merging.tokens_per_layer == [109, 101]
     logits, frames = model.forward_frames(x)
     assert logits.shape == (2, 5) and frames.shape == (2, 9, 192)
     assert merging.source.shape == (2, 93, 109)  # 109 - 8 - 8 final tokens, each tracing its input tokens

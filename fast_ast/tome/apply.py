@@ -115,11 +115,13 @@ def plan_reduction(
     requested = requested_schedule(r, inflection, depth)
     rates = requested_keep_rates(keep_rate, depth)
     if not backbone.supports_token_merging:
+        settings = {"r": r, "keep_rate": keep_rate, "freq_patchout": freq_patchout, "time_patchout": time_patchout}
         for key, active in (("r", any(requested)), ("keep_rate", min(rates) < 1), ("freq_patchout", freq_patchout), ("time_patchout", time_patchout)):
             if active:
                 raise ValueError(
-                    f"tome.{key}: token reduction does not apply to the {type(backbone).__name__} backbone (it needs global "
-                    f"self-attention over patch tokens; windowed attention and CNNs have none): leave tome.{key} at its default"
+                    f"tome.{key}={settings[key]!r}: Token Merging does not apply to the {type(backbone).__name__} backbone "
+                    "(no token reduction does: it needs global self-attention over patch tokens; windowed attention and "
+                    f"CNNs have none): leave tome.{key} at its default"
                 )
         return None
     f_dim, t_dim = backbone.token_grid
