@@ -29,6 +29,7 @@ from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import load_for_inference, tome_setting
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import write_results
 from fast_ast.summary import print_summary
@@ -162,6 +163,7 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=False, callbacks=[recorder], enable_checkpointing=False, enable_model_summary=False
     )
+    check_precision(cfg.precision, trainer.strategy.root_device)
     metrics = run_split(trainer, model, datamodule, cfg.split)
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
@@ -170,6 +172,8 @@ def evaluate(cfg: DictConfig) -> dict:
     model.to(device)
     example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
     per_layer = tokens_per_layer(model.backbone.eval(), model.frontend(example[:1]))
+    with autocast(cfg.precision, device):
+        throughput = eval_throughput(model, example, repeats=cfg.throughput.repeats)
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
     results = {
         "task": "eval",
@@ -186,7 +190,8 @@ def evaluate(cfg: DictConfig) -> dict:
             "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
         },
         "tokens": {"input": per_layer[0], "per_layer": per_layer},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        "precision": cfg.precision,
+        "throughput": throughput,
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,
