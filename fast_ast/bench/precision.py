@@ -45,25 +45,34 @@ def contender_name(precision: str, compiled: bool, r: int) -> str:
     return f"{precision}/{'compiled' if compiled else 'eager'}/r{r}"
 
 
+def chosen_contenders(settings: DictConfig) -> list[tuple[str, bool, int]]:
+    """(precision, compile, r) triples: `contenders` when given, else precisions x compile x tome_r; reference first."""
+    if settings.contenders:
+        combos = [(str(p), bool(c), int(r)) for p, c, r in settings.contenders]
+    else:
+        rs = [0] + [r for r in dict.fromkeys(settings.tome_r) if r != 0]
+        combos = list(itertools.product(settings.precisions, settings.compile, rs))
+    return [REFERENCE] + [combo for combo in dict.fromkeys(combos) if combo != REFERENCE]
+
+
 def run(cfg: DictConfig) -> dict:
     settings = cfg.precision_suite
     device = bench_device(cfg)
-    for precision in settings.precisions:
-        check_precision(precision, device, "precision_suite.precisions")
+    if not (settings.eval or settings.train):
+        raise ValueError("precision_suite.eval and precision_suite.train are both false: nothing to measure")
+    combos = chosen_contenders(settings)
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     base = cfg.copy()
     base.tome.r = 0
     base.model.compile = False  # the suite compiles its own copies
     model = build_bench_model(base)
+    for precision in dict.fromkeys(p for p, _, _ in combos):
+        check_precision(precision, device, "precision_suite.precisions")
     eager = model.backbone
     audio = torch.randn(cfg.batch_size, model.hparams.clip_samples, device=device) * 0.1
     with torch.no_grad():
         features = model.frontend(audio)
     targets = torch.randint(0, eager.num_classes, (cfg.batch_size,), device=device)
-    rs = [0] + [r for r in dict.fromkeys(settings.tome_r) if r != 0]
-    combos = [(p, c, r) for p, c, r in itertools.product(settings.precisions, settings.compile, rs)]
-    if REFERENCE not in combos:
-        combos.insert(0, REFERENCE)
 
     backbones = {}  # (compiled, r) -> backbone with that ToMe setting (a compiled copy per r)
     schedules = {}
@@ -102,16 +111,16 @@ def run(cfg: DictConfig) -> dict:
         return step
 
     # the first call of each contender compiles (compiled ones) or warms up; timed apart
-    first_call = {}
-    logits = {}
-    for combo in combos:
-        start = time.perf_counter()
-        logits[combo] = eval_call(*combo)().float()
-        synchronize(device)
-        first_call[combo] = time.perf_counter() - start
-    eval_times = alternating_times(
-        {contender_name(*combo): eval_call(*combo) for combo in combos}, device, cfg.warmup, cfg.repeats
-    )
+    first_call, logits, eval_times = {}, {}, {}
+    if settings.eval:
+        for combo in combos:
+            start = time.perf_counter()
+            logits[combo] = eval_call(*combo)().float()
+            synchronize(device)
+            first_call[combo] = time.perf_counter() - start
+        eval_times = alternating_times(
+            {contender_name(*combo): eval_call(*combo) for combo in combos}, device, cfg.warmup, cfg.repeats
+        )
     train_times, train_first = {}, {}
     if settings.train:
         steps = {combo: train_call(*combo) for combo in combos}
@@ -130,21 +139,24 @@ def run(cfg: DictConfig) -> dict:
     for combo in combos:
         name = contender_name(*combo)
         precision, compiled, r = combo
-        eval_median = statistics.median(eval_times[name])
         row = {
             "precision": precision,
             "compile": compiled,
             "r": r,
             "flops_ratio": ast_forward_flops(eager, schedules[r] if r else None) / flops0,
-            "eval_s": eval_median,
-            "eval_clips_per_s": cfg.batch_size / eval_median,
-            "eval_speedup": median_ratio(eval_times[reference], eval_times[name]),
-            "eval_first_call_s": first_call[combo],
-            "max_abs_logit_diff": (logits[combo] - logits[REFERENCE]).abs().max().item(),
-            "top1_agreement": (logits[combo].argmax(-1) == logits[REFERENCE].argmax(-1)).float().mean().item(),
         }
-        if compiled:
-            row["compile_s"] = first_call[combo] - eval_median
+        if settings.eval:
+            eval_median = statistics.median(eval_times[name])
+            row.update({
+                "eval_s": eval_median,
+                "eval_clips_per_s": cfg.batch_size / eval_median,
+                "eval_speedup": median_ratio(eval_times[reference], eval_times[name]),
+                "eval_first_call_s": first_call[combo],
+                "max_abs_logit_diff": (logits[combo] - logits[REFERENCE]).abs().max().item(),
+                "top1_agreement": (logits[combo].argmax(-1) == logits[REFERENCE].argmax(-1)).float().mean().item(),
+            })
+            if compiled:
+                row["compile_s"] = first_call[combo] - eval_median
         if settings.train:
             train_median = statistics.median(train_times[name])
             row.update({
@@ -184,11 +196,13 @@ def report(result: dict) -> None:
     for column in columns:
         table.add_column(column, justify="right")
     for row in result["rows"]:
+        evaluated = "eval_s" in row
+        compile_s = row.get("compile_s", row.get("train_compile_s"))
         table.add_row(
             row["precision"], str(row["compile"]), str(row["r"]), f"{row['flops_ratio']:.3f}",
-            f"{row['eval_clips_per_s']:.3f}", f"{row['eval_speedup']:.2f}x",
-            f"{row['compile_s']:.1f}" if "compile_s" in row else "—",
-            f"{row['max_abs_logit_diff']:.2e}", f"{row['top1_agreement']:.2f}",
+            f"{row['eval_clips_per_s']:.3f}" if evaluated else "—", f"{row['eval_speedup']:.2f}x" if evaluated else "—",
+            f"{compile_s:.1f}" if compile_s is not None else "—",
+            f"{row['max_abs_logit_diff']:.2e}" if evaluated else "—", f"{row['top1_agreement']:.2f}" if evaluated else "—",
             f"{row['train_clips_per_s']:.3f}" if "train_s" in row else "—",
             f"{row['train_speedup']:.2f}x" if "train_s" in row else "—",
         )
