@@ -72,6 +72,14 @@ def export_hf(model: AudioClassifier, out: str | Path) -> Path:
             "the same weights run as the plain AST (r = 0), whose outputs differ from the ToMe model's",
             model.backbone.token_merging,
         )
+    block_eps, head_eps = model.backbone.v.norm.eps, model.backbone.mlp_head[0].eps
+    if block_eps != head_eps:
+        log.warning(
+            "Hugging Face's AST has one layer_norm_eps for the blocks and the head; this model uses %g in the blocks and %g "
+            "in the head (model.backbone.head_norm_eps): the export writes %g, so its logits differ from this model's "
+            "by float rounding of the head's LayerNorm (about 1e-5 relative); train with head_norm_eps = norm_eps for an exact export",
+            block_eps, head_eps, block_eps,
+        )
     if is_event_model(model):
         log.warning("event model: Hugging Face's ASTForAudioClassification has no frame head; only clip logits are exported")
     preprocessor = feature_extractor_config(model.hparams.features, model.hparams.sample_rate)

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from fast_ast.data.audio_io import AudioReadError, read_audio
 from fast_ast.inference.files import list_inputs
-from fast_ast.bench.timing import resolve_device
+from fast_ast.device import resolve_device
 from fast_ast.inference.model import is_event_model, load_for_inference
 from fast_ast.inference.segments import Segment, merge_active
 from fast_ast.inference.windows import FrameAverager, cut_windows, tiling_spans, window_starts
@@ -73,7 +73,7 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
     if not 0 < hop <= window:
         raise ValueError(f"hop_seconds={hop_seconds} must be > 0 and at most the model's window of {window / rate} s")
     if is_event_model(model):
-        frame_hop = model.backbone.tstride * model.frontend.window_shift
+        frame_hop = model.frame_hop_samples
         if hop % frame_hop:
             raise ValueError(
                 f"hop_seconds={hop_seconds}: for an event model it must be a multiple of its frame hop {frame_hop / rate} s "
@@ -97,10 +97,10 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
     starts = window_starts(waveform.shape[-1], settings.window, settings.hop)
     event_model = is_event_model(model)
     if event_model:
-        frame_hop = model.backbone.tstride * model.frontend.window_shift
+        frame_hop = model.frame_hop_samples
         frame_hop_s, offset_s = frame_hop / settings.sample_rate, model.frame_offset_s
         # a window's frames whose centres lie inside it (the others see only its zero padding)
-        inside = model.frame_times(model.backbone.grid[1]) < settings.window / settings.sample_rate
+        inside = model.frame_times(model.backbone.num_frames) < settings.window / settings.sample_rate
         # grid frames centred before the end of the recording and covered by some window
         covered = int(starts[-1]) // frame_hop + int(inside.sum())
         total_frames = max(1, min(math.ceil((duration - offset_s) / frame_hop_s), covered))

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from fast_ast.bench.throughput import bench_device
+from fast_ast.device import resolve_device
 from fast_ast.data.datamodule import SPLITS
 from fast_ast.kd.store import TeacherLogits, check_class_names, save_logits
 from fast_ast.kd.teachers import load_teacher
@@ -40,7 +40,7 @@ def chosen_splits(split: str) -> list[str]:
 def write_teacher_logits(cfg: DictConfig) -> Path:
     """Runs the teacher over cfg.split of cfg.data and writes cfg.output; returns its path."""
     splits = chosen_splits(cfg.split)
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
     datamodule = instantiate(cfg.data)
     teacher = load_teacher(cfg.ckpt, cfg.format)

@@ -134,10 +134,13 @@ def from_hf(directory: Path, backbone: AST) -> Converted:
         )
         if not same:
             differences.append(f"{key}: config {theirs!r} vs backbone {ours[key]!r}")
+    head_eps = backbone.mlp_head[0].eps
+    if isinstance(config.get("layer_norm_eps"), float) and not math.isclose(config["layer_norm_eps"], head_eps, rel_tol=1e-6):
+        differences.append(f"layer_norm_eps (transformers uses it in the head too): config {config['layer_norm_eps']!r} vs head_norm_eps {head_eps!r}")
     if differences:
         raise ValueError(
             f"{config_path} does not describe this backbone ({'; '.join(differences)}); "
-            "set model.backbone.* (embed_dim, depth, num_heads, mlp_ratio, norm_eps, patch_size, fstride, tstride) to match"
+            "set model.backbone.* (embed_dim, depth, num_heads, mlp_ratio, norm_eps and head_norm_eps, patch_size, fstride, tstride) to match"
         )
     grid_keys = ("num_mel_bins", "max_length", "patch_size", "frequency_stride", "time_stride")
     grid = patch_grid(*(config[key] for key in grid_keys)) if all(key in config for key in grid_keys) else None
@@ -185,7 +188,11 @@ def from_encoder(state: dict[str, torch.Tensor], metadata: dict[str, str], prefi
 
 
 def from_project(checkpoint: dict[str, Any], path: Path) -> Converted:
-    """A Lightning checkpoint of AudioClassifier: `backbone.*` weights, grid from its hyper-parameters."""
+    """A Lightning checkpoint of AudioClassifier: `backbone.*` weights, grid from its hyper-parameters
+    (validated as every checkpoint's are: fast_ast.modules.checkpoint)."""
+    from fast_ast.modules.checkpoint import check_hyper_parameters  # noqa: PLC0415 (it imports the classifier, which imports this)
+
+    hparams = check_hyper_parameters(checkpoint.get("hyper_parameters") or {}, path)
     state = checkpoint["state_dict"]
     inside = {key.removeprefix("backbone."): value for key, value in state.items() if key.startswith("backbone.")}
     if not inside:
@@ -193,7 +200,7 @@ def from_project(checkpoint: dict[str, Any], path: Path) -> Converted:
     ignored = sorted(key for key in state if not key.startswith("backbone."))
     if ignored:
         log.info("ignoring %d non-backbone keys of the project checkpoint: %s", len(ignored), ", ".join(ignored))
-    return Converted(inside, project_grid(checkpoint.get("hyper_parameters") or {}))
+    return Converted(inside, project_grid(hparams))
 
 
 def project_grid(hparams: dict[str, Any]) -> tuple[int, int] | None:

@@ -37,8 +37,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.data.synthetic import SyntheticClips
 from fast_ast.modules.build import build_model
 from fast_ast.modules.optim import build_optimizer
@@ -110,7 +110,7 @@ def run(cfg: DictConfig) -> dict:
     settings = cfg.hf_train_suite
     if settings.epochs < 2:
         raise ValueError(f"hf_train_suite.epochs={settings.epochs}: need >= 2 (the first epoch of each side is warm-up)")
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data)
     base = cfg.copy()
     base.tome.r = 0

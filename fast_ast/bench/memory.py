@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.throughput import bench_device, build_bench_model
-from fast_ast.bench.timing import device_description
+from fast_ast.bench.throughput import build_bench_model
+from fast_ast.device import device_description, resolve_device
 from fast_ast.modules.optim import build_optimizer
 from fast_ast.precision import autocast, check_precision
 
@@ -42,7 +42,7 @@ def training_steps(cfg: DictConfig, precision: str, r: int, batch_size: int, ste
     """Builds the configured model with ToMe r and runs `steps` training steps on a batch of random clips."""
     run_cfg = cfg.copy()
     run_cfg.tome.r = r
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     model = build_bench_model(run_cfg).train()
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], OmegaConf.to_container(cfg.model.optim, resolve=True))
     audio = torch.randn(batch_size, model.hparams.clip_samples, device=device) * 0.1
@@ -59,7 +59,7 @@ def training_steps(cfg: DictConfig, precision: str, r: int, batch_size: int, ste
 
 def peak_bytes(cfg: DictConfig, precision: str, r: int, batch_size: int) -> int:
     """Peak memory of training_steps: CUDA allocator peak on a GPU, a fresh subprocess's peak RSS on the CPU."""
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -88,7 +88,7 @@ def line_fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
 
 def run(cfg: DictConfig) -> dict:
     settings = cfg.memory_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     batch_sizes = sorted(set(settings.batch_sizes))
     if len(batch_sizes) < 2:
         raise ValueError(f"memory_suite.batch_sizes={list(settings.batch_sizes)}: need two or more sizes (the per-clip figure is a slope)")

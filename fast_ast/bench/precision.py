@@ -30,8 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.throughput import bench_device, build_bench_model
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio, synchronize
+from fast_ast.bench.throughput import build_bench_model
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times, median_ratio, synchronize
 from fast_ast.modules.compile import compile_backbone
 from fast_ast.modules.optim import build_optimizer
 from fast_ast.precision import autocast, check_precision, native_cpu_bf16
@@ -57,7 +58,7 @@ def chosen_contenders(settings: DictConfig) -> list[tuple[str, bool, int]]:
 
 def run(cfg: DictConfig) -> dict:
     settings = cfg.precision_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     if not (settings.eval or settings.train):
         raise ValueError("precision_suite.eval and precision_suite.train are both false: nothing to measure")
     combos = chosen_contenders(settings)

@@ -108,6 +108,7 @@ def teacher_from_hf(directory: Path) -> Teacher:
         num_heads=config["num_attention_heads"],
         mlp_ratio=config["intermediate_size"] / config["hidden_size"],
         norm_eps=config["layer_norm_eps"],
+        head_norm_eps=config["layer_norm_eps"],  # transformers' head uses the same epsilon
     )
     load_pretrained(backbone, str(directory), fmt="hf")
     normalize = features.get("do_normalize", True)

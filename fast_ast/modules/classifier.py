@@ -1,9 +1,10 @@
-"""AudioClassifier: the LightningModule for AST and ToMe-AST on any corpus.
+"""AudioClassifier: the LightningModule for any backbone (AST, ToMe-AST, ...) on any corpus.
 
 waveform [B, S] --frontend--> features [B, T, F] --backbone--> logits [B, C].
 Single-label targets [B] long use cross-entropy (soft targets after mixup); multi-label targets [B, C]
 use BCE. All constructor arguments are plain containers so checkpoints rebuild the model on their own
-(see fast_ast.modules.checkpoint.load_classifier).
+(see fast_ast.modules.checkpoint.load_classifier); `backbone` is a registry spec ({"name": ..., size
+keys}, fast_ast.backbones.registry), never something to instantiate.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
+from fast_ast.backbones.registry import build_backbone
 from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.augment import Augment, MixPlan
 from fast_ast.frontend.fbank import FbankFrontend
@@ -53,9 +54,7 @@ class AudioClassifier(L.LightningModule):
         self.num_classes, self.multilabel, self.class_names = num_classes, multilabel, list(class_names)
         self.frontend = FbankFrontend(sample_rate=sample_rate, **features)
         self.augment = Augment(**augment)
-        self.backbone = instantiate(
-            backbone, num_classes=num_classes, input_fdim=self.frontend.num_mel_bins, input_tdim=self.frontend.target_length
-        )
+        self.backbone = build_backbone(backbone, num_classes, self.frontend.num_mel_bins, self.frontend.target_length)
         if pretrained:
             load_pretrained(self.backbone, pretrained, fmt=pretrained_format, prefix=pretrained_prefix)
         self.configure_tome(tome or {})

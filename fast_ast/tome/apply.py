@@ -77,11 +77,17 @@ def apply_tome(
     Each layer merges at most half its mergeable tokens; asking for more than the backbone's patch
     tokens in any layer is a configuration error.
     """
-    if not hasattr(backbone, "token_merging"):
-        raise TypeError(f"{type(backbone).__name__} has no token_merging hook: Token Merging needs an AST backbone")
     for key, value in (("prop_attn", prop_attn), ("trace_source", trace_source)):
         if not isinstance(value, bool):
             raise ValueError(f"tome.{key} must be true or false, got {value!r}")
+    if not backbone.supports_token_merging:
+        depth = getattr(backbone, "num_stages", 1)
+        if any(requested_schedule(r, inflection, depth) if not isinstance(r, Sequence) else r):
+            raise ValueError(
+                f"tome.r={r!r}: Token Merging does not apply to the {type(backbone).__name__} backbone "
+                "(it needs global self-attention over patch tokens; windowed attention and CNNs have none): set tome.r=0"
+            )
+        return None
     requested = requested_schedule(r, inflection, backbone.depth)
     mergeable = backbone.num_tokens - NUM_PREFIX_TOKENS
     if max(requested) > mergeable:
