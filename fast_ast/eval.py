@@ -167,13 +167,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
     device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
     model.to(device)
-<<<<<<< HEAD
-    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
-    per_layer = tokens_per_layer(model.backbone.eval(), model.frontend(example[:1]))
-    with autocast(cfg.precision, device):
-        throughput = eval_throughput(model, example, repeats=cfg.throughput.repeats)
-=======
->>>>>>> main
+    with autocast(cfg.precision, device):  # the throughput figure at the evaluated precision
+        record = model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats)
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
     results = {
         "task": "eval",
@@ -185,17 +180,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "monitor": {"name": monitor, "best": metrics.get(monitor)},
         "metrics": metrics,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-<<<<<<< HEAD
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"input": per_layer[0], "per_layer": per_layer},
+        **record,
         "precision": cfg.precision,
-        "throughput": throughput,
-=======
-        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
->>>>>>> main
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,
