@@ -31,6 +31,7 @@ from fast_ast.config_keys import check_known_keys
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import load_for_inference, tome_setting
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
@@ -182,12 +183,15 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=False, callbacks=[recorder], enable_checkpointing=False, enable_model_summary=False
     )
+    check_precision(cfg.precision, trainer.strategy.root_device)
     metrics = run_split(trainer, model, datamodule, cfg.split)
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
 
     device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
     model.to(device)
+    with autocast(cfg.precision, device):  # the throughput figure at the evaluated precision
+        record = model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats)
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
     results = {
         "task": "eval",
@@ -199,7 +203,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "monitor": {"name": monitor, "best": metrics.get(monitor)},
         "metrics": metrics,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
+        **record,
+        "precision": cfg.precision,
         **reduction_costs(model, cfg),
         "tome": tome,
         "kd": None,

@@ -115,8 +115,9 @@ def export_hf(model: AudioClassifier, out: str | Path) -> Path:
     if block_eps != head_eps:
         log.warning(
             "Hugging Face's AST has one layer_norm_eps for the blocks and the head; this model uses %g in the blocks and %g "
-            "in the head (model.backbone.head_norm_eps): the export writes %g, so its logits differ from this model's "
-            "by float rounding of the head's LayerNorm (about 1e-5 relative); train with head_norm_eps = norm_eps for an exact export",
+            "in the head (model.backbone.head_norm_eps): transformers runs the export with %g in both, so its logits differ "
+            "from this model's by float rounding of the head's LayerNorm (about 1e-5 relative; model.pretrained=<export> "
+            "loads back exactly); train with head_norm_eps = norm_eps for an exact transformers export",
             block_eps, head_eps, block_eps,
         )
     if is_event_model(model):

@@ -41,7 +41,7 @@ from safetensors.torch import load_file
 
 from fast_ast.backbones.ast import AST, NUM_PREFIX_TOKENS, patch_grid
 from fast_ast.backbones.base import Backbone
-from fast_ast.backbones.hf_keys import hf_config, hf_to_ast
+from fast_ast.backbones.hf_keys import hf_config, hf_head_eps, hf_to_ast
 from fast_ast.backbones.htsat import HTSAT
 from fast_ast.backbones.htsat_keys import htsat_to_ours
 from fast_ast.backbones.mobilenet import MobileNetV3Audio
@@ -156,8 +156,8 @@ def from_hf(directory: Path, backbone: AST) -> Converted:
         if not same:
             differences.append(f"{key}: config {theirs!r} vs backbone {ours[key]!r}")
     head_eps = backbone.mlp_head[0].eps
-    if isinstance(config.get("layer_norm_eps"), float) and not math.isclose(config["layer_norm_eps"], head_eps, rel_tol=1e-6):
-        differences.append(f"layer_norm_eps (transformers uses it in the head too): config {config['layer_norm_eps']!r} vs head_norm_eps {head_eps!r}")
+    if isinstance(config.get("layer_norm_eps"), float) and not math.isclose(hf_head_eps(config), head_eps, rel_tol=1e-6):
+        differences.append(f"the head's layer_norm_eps: config {hf_head_eps(config)!r} vs head_norm_eps {head_eps!r}")
     if differences:
         raise ValueError(
             f"{config_path} does not describe this backbone ({'; '.join(differences)}); "
