@@ -6,7 +6,10 @@ run directory:
     metrics.json     {"<split>/<metric>": value}: acc, mAP, auc, d_prime, loss (+ frame metrics of event models)
     predictions.csv  id, labels (the true labels, ';'-joined), then one column of scores per class name
                      (softmax for single-label models, sigmoid for multi-label ones)
-    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split` and the ToMe setting used
+    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split`, the token reduction used (`tome`),
+                     and its costs: throughput_by_batch, gflops, peak_memory_mb (fast_ast.tome.cost)
+`python -m fast_ast.eval -m ckpt_path=... tome.r=0,8,16` evaluates one checkpoint under many reductions
+(a sweep `python -m fast_ast.report` reads as it reads training sweeps).
 A clip classifier on long annotated recordings (data=events, a model without a frame head) is evaluated
 windowed instead (fast_ast.inference.recordings, the `recordings` keys): metrics.json holds
 <split>/segment/* and <split>/recording/*, predictions.csv one row per window (id, file, start_s, end_s,
@@ -33,9 +36,12 @@ from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import is_event_model, load_for_inference, tome_setting
 from fast_ast.inference.recordings import WindowSettings, evaluate_recordings, write_window_predictions
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
+from fast_ast.tome.cost import peak_forward_bytes, throughput_by_batch
+from fast_ast.tome.flops import ast_forward_flops
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -145,6 +151,23 @@ def run_split(trainer: L.Trainer, model: AudioClassifier, datamodule: AudioDataM
     return metrics
 
 
+def reduction_costs(model: AudioClassifier, cfg: DictConfig) -> dict:
+    """throughput_by_batch (clips/s at each of throughput.batch_sizes, alternating), gflops (forward
+    FLOPs per clip under the token reduction evaluated; null for backbones without tokens) and
+    peak_memory_mb (tensors one forward of a throughput.batch_size batch allocates) (fast_ast.tome.cost)."""
+    backbone = model.backbone
+    device = next(model.parameters()).device
+    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
+    flops = ast_forward_flops(backbone, backbone.token_reduction) if backbone.supports_token_merging else None
+    return {
+        "throughput_by_batch": throughput_by_batch(
+            model, model.hparams.clip_samples, list(cfg.throughput.batch_sizes), cfg.throughput.repeats, device
+        ),
+        "gflops": None if flops is None else flops / 1e9,
+        "peak_memory_mb": peak_forward_bytes(model, example) / 2**20,
+    }
+
+
 def evaluate_clips(cfg: DictConfig, model: AudioClassifier, datamodule: AudioDataModule, run_dir: Path) -> tuple[dict, str, torch.device, dict]:
     """The split's clips through Lightning's loop: (metrics, monitor name, device, no extra results)."""
     check_compatible(model, datamodule)
@@ -154,6 +177,7 @@ def evaluate_clips(cfg: DictConfig, model: AudioClassifier, datamodule: AudioDat
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=False, callbacks=[recorder], enable_checkpointing=False, enable_model_summary=False
     )
+    check_precision(cfg.precision, trainer.strategy.root_device)
     metrics = run_split(trainer, model, datamodule, cfg.split)
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
@@ -166,10 +190,10 @@ def evaluate_windows(cfg: DictConfig, model: AudioClassifier, datamodule: AudioD
     (segment and recording metrics, monitor '<split>/segment/mAP', device, the `recordings` results entry)."""
     settings = WindowSettings(**OmegaConf.to_container(cfg.recordings, resolve=True))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_model_summary=False)
-    device = trainer.strategy.root_device  # the trainer group's device and precision, as for clips
+    device = trainer.strategy.root_device  # only for its device, as for clips
+    check_precision(cfg.precision, device)
     model.to(device)
-    with trainer.precision_plugin.forward_context():
-        evaluation = evaluate_recordings(model, datamodule, cfg.split, settings)
+    evaluation = evaluate_recordings(model, datamodule, cfg.split, settings, cfg.precision)
     (run_dir / METRICS_FILE).write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
     write_window_predictions(run_dir / PREDICTIONS_FILE, evaluation)
     extra = {
@@ -204,6 +228,8 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         metrics, monitor, device, extra = evaluate_clips(cfg, model, datamodule, run_dir)
     model.to(device)  # Lightning may have moved the model back to the CPU after the loop
+    with autocast(cfg.precision, device):  # the throughput figure at the evaluated precision
+        record = model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats)
     results = {
         "task": "eval",
         "status": "completed",
@@ -215,7 +241,9 @@ def evaluate(cfg: DictConfig) -> dict:
         "metrics": metrics,
         **extra,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
+        **record,
+        "precision": cfg.precision,
+        **reduction_costs(model, cfg),
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,

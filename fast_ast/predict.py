@@ -39,6 +39,7 @@ from fast_ast.inference.model import is_event_model, load_for_inference
 from fast_ast.inference.segments import Segment, merge_active
 from fast_ast.inference.windows import FrameAverager, cut_windows, tiling_spans, window_starts
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Settings:
     batch_size: int
     top_k: int
     threshold: float
+    precision: str  # fast_ast.precision name: the forward's autocast
     excluded: tuple[str, ...] = ()  # labels never written as event segments (the background class)
 
 
@@ -83,11 +85,15 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
             )
     if cfg.batch_size < 1 or cfg.top_k < 1:
         raise ValueError(f"batch_size and top_k must be >= 1, got {cfg.batch_size} and {cfg.top_k}")
+    check_precision(cfg.precision, next(model.parameters()).device)
     if not 0 < cfg.threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
     background = model.background_class if is_event_model(model) else None
     excluded = (background,) if background is not None and not cfg.include_background else ()
-    return Settings(window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), excluded)
+    return Settings(
+        window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), cfg.precision,
+        excluded,
+    )
 
 
 @torch.inference_mode()
@@ -109,11 +115,13 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
     scores = []
     for batch_starts in starts.split(settings.batch_size):
         windows = cut_windows(waveform, batch_starts, settings.window).to(device)
+        with autocast(settings.precision, device):
+            outputs = model.outputs(model.frontend(windows)) if event_model else model(windows)
         if event_model:
-            clip_logits, frame_logits = model.outputs(model.frontend(windows))
+            clip_logits, frame_logits = outputs
             averager.add(torch.sigmoid(frame_logits[:, inside.to(device)].float()), batch_starts // frame_hop)
         else:
-            clip_logits = model(windows)
+            clip_logits = outputs
         scores.append(model.scores(clip_logits.float()).cpu())
     scores = torch.cat(scores)
     if event_model:

@@ -23,6 +23,7 @@ from fast_ast.device import resolve_device
 from fast_ast.data.datamodule import SPLITS
 from fast_ast.kd.store import TeacherLogits, check_class_names, save_logits
 from fast_ast.kd.teachers import load_teacher
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
     """Runs the teacher over cfg.split of cfg.data and writes cfg.output; returns its path."""
     splits = chosen_splits(cfg.split)
     device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     datamodule = instantiate(cfg.data)
     teacher = load_teacher(cfg.ckpt, cfg.format)
     check_class_names(teacher.class_names, list(datamodule.class_names), f"ckpt={cfg.ckpt}")
@@ -53,7 +55,8 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
     for split in splits:
         clips = datamodule.plain_split(split)  # no training-time randomness: the clips as evaluated
         for batch in DataLoader(clips, batch_size=cfg.batch_size, shuffle=False, num_workers=datamodule.num_workers):
-            rows.append(teacher(batch["audio"].to(device)).float().cpu())
+            with autocast(cfg.precision, device):
+                rows.append(teacher(batch["audio"].to(device)).float().cpu())
             ids.extend(batch["id"])
         log.info("teacher logits for %d clips of split %s", len(clips), split)
     metadata = {
@@ -61,6 +64,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
         "splits": json.dumps(splits),
         "corpus": json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True),
         "written_by": "python -m fast_ast.teacher",
+        "precision": cfg.precision,
     }
     store = TeacherLogits(torch.cat(rows), ids, list(teacher.class_names), metadata)
     path = save_logits(cfg.output, store)

@@ -97,6 +97,10 @@ def aggregate_windows(scores: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"recordings.aggregate={how!r}: choose one of {AGGREGATES}")
 
 
+def mean_or_nan(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
 def class_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float, names: Sequence[str]) -> dict[str, float]:
     """scores [N, K], targets [N, K] {0, 1} -> mAP, auc, d_prime, f1 and AP/<class> (see the module docstring)."""
     scores, targets = scores.double(), targets.double()
@@ -114,8 +118,7 @@ def class_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float,
         fp = float((detected[:, k] & (truth == 0)).sum())
         fn = float(positives[k]) - tp
         f1.append(2 * tp / (2 * tp + fp + fn))
-    mean = lambda values: sum(values) / len(values) if values else math.nan  # noqa: E731
-    metrics = {"mAP": mean(list(ap.values())), "auc": mean(auc), "f1": mean(f1)}
+    metrics = {"mAP": mean_or_nan(list(ap.values())), "auc": mean_or_nan(auc), "f1": mean_or_nan(f1)}
     metrics["d_prime"] = float(d_prime(metrics["auc"])) if auc else math.nan
     metrics.update({f"AP/{name}": value for name, value in ap.items()})
     return metrics
@@ -141,7 +144,7 @@ def level_metrics(
     return metrics
 
 
-def window_settings(model: AudioClassifier, settings: WindowSettings, batch_size: int) -> Settings:
+def window_settings(model: AudioClassifier, settings: WindowSettings, batch_size: int, precision: str) -> Settings:
     """predict's window settings for `model` (window = its clip length; hop = hop_seconds or the window)."""
     rate, window = int(model.hparams.sample_rate), int(model.hparams.clip_samples)
     hop = window if settings.hop_seconds is None else int(round(settings.hop_seconds * rate))
@@ -151,16 +154,19 @@ def window_settings(model: AudioClassifier, settings: WindowSettings, batch_size
         raise ValueError(f"recordings.threshold must be in (0, 1), got {settings.threshold}")
     if settings.aggregate not in AGGREGATES:
         raise ValueError(f"recordings.aggregate={settings.aggregate!r}: choose one of {AGGREGATES}")
-    return Settings(window, hop, rate, batch_size, 1, settings.threshold)
+    return Settings(window, hop, rate, batch_size, 1, settings.threshold, precision)
 
 
-def evaluate_recordings(model: AudioClassifier, datamodule: EventsDataModule, split: str, settings: WindowSettings) -> RecordingEvaluation:
-    """Scores every window of `split`'s recordings and computes the segment and recording metrics."""
+def evaluate_recordings(
+    model: AudioClassifier, datamodule: EventsDataModule, split: str, settings: WindowSettings, precision: str
+) -> RecordingEvaluation:
+    """Scores every window of `split`'s recordings (forward passes under `precision`, a fast_ast.precision
+    name) and computes the segment and recording metrics."""
     if datamodule.sample_rate != model.hparams.sample_rate:
         raise ValueError(f"data.sample_rate={datamodule.sample_rate} but the checkpoint was trained at {model.hparams.sample_rate} Hz")
     names = datamodule.event_classes
     columns = match_classes(names, model.class_names)
-    windows = window_settings(model, settings, datamodule.eval_batch_size)
+    windows = window_settings(model, settings, datamodule.eval_batch_size, precision)
     window_s = windows.window / windows.sample_rate
     recordings: list[Clip] = datamodule.split_recordings(split)
     segment_scores, segment_targets, record_scores, record_targets, rows = [], [], [], [], []
