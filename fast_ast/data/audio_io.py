@@ -24,6 +24,19 @@ class AudioReadError(RuntimeError):
         self.path, self.reason = str(path), reason
 
 
+def unreadable_reason(path: str | Path) -> str | None:
+    """Why `path` cannot even be opened (missing, permission denied, I/O error), else None.
+    (libsndfile reports all of these as "System error".)"""
+    try:
+        with open(path, "rb") as file:
+            file.read(1)
+    except FileNotFoundError:
+        return "missing file"
+    except OSError as error:
+        return f"cannot read ({error.strerror or error})"
+    return None
+
+
 def read_audio(path: str | Path, sample_rate: int, start: int = 0, length: int | None = None) -> torch.Tensor:
     """Decode `path` (wav/flac/ogg/mp3...) to a mono float32 waveform [samples] at `sample_rate`.
 
@@ -44,7 +57,7 @@ def read_audio(path: str | Path, sample_rate: int, start: int = 0, length: int |
                 source.seek(first)
             data = source.read(wanted, dtype="float32", always_2d=True) if first < source.frames else np.zeros((0, 1), np.float32)
     except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, OSError...
-        raise AudioReadError(path, f"cannot decode ({type(error).__name__}: {error})") from error
+        raise AudioReadError(path, unreadable_reason(path) or f"cannot decode ({type(error).__name__}: {error})") from error
     if data.shape[0] == 0:
         raise AudioReadError(path, "zero length" if start == 0 else f"no samples from sample {start}")
     if not np.isfinite(data).all():
