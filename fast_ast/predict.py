@@ -11,6 +11,8 @@ Event segments: for event models (a frame head, model=ast_events) the frame prob
 windows are averaged on the model's frame grid (frame_hop_s apart), thresholded and merged per class; for
 clip classifiers each window's scores stand for the hop-wide span around its centre, and runs of
 consecutive windows at or above the threshold for a label are merged. A segment's score is its peak.
+An event model's background class (data.background_class at training) is not an event: it is left out
+of events.csv unless include_background=true (predictions.csv still ranks it).
 Unreadable files do not stop the run; it fails (non-zero exit) only when no file could be processed.
 """
 
@@ -30,14 +32,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.data.audio_io import AudioReadError, read_audio
 from fast_ast.data.validation import describe_file
 from fast_ast.inference.files import list_inputs
-from fast_ast.bench.timing import resolve_device
+from fast_ast.device import resolve_device
 from fast_ast.inference.model import is_event_model, load_for_inference
 from fast_ast.inference.segments import Segment, merge_active
 from fast_ast.inference.windows import FrameAverager, cut_windows, tiling_spans, window_starts
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class Settings:
     batch_size: int
     top_k: int
     threshold: float
+    precision: str  # fast_ast.precision name: the forward's autocast
+    excluded: tuple[str, ...] = ()  # labels never written as event segments (the background class)
 
 
 @dataclass
@@ -82,7 +88,7 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
     if not 0 < hop <= window:
         raise ValueError(f"hop_seconds={hop_seconds} must be > 0 and at most the model's window of {window / rate} s")
     if is_event_model(model):
-        frame_hop = model.backbone.tstride * model.frontend.window_shift
+        frame_hop = model.frame_hop_samples
         if hop % frame_hop:
             raise ValueError(
                 f"hop_seconds={hop_seconds}: for an event model it must be a multiple of its frame hop {frame_hop / rate} s "
@@ -90,9 +96,15 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
             )
     if cfg.batch_size < 1 or cfg.top_k < 1:
         raise ValueError(f"batch_size and top_k must be >= 1, got {cfg.batch_size} and {cfg.top_k}")
+    check_precision(cfg.precision, next(model.parameters()).device)
     if not 0 < cfg.threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
-    return Settings(window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold))
+    background = model.background_class if is_event_model(model) else None
+    excluded = (background,) if background is not None and not cfg.include_background else ()
+    return Settings(
+        window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), cfg.precision,
+        excluded,
+    )
 
 
 @torch.inference_mode()
@@ -103,10 +115,10 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
     starts = window_starts(waveform.shape[-1], settings.window, settings.hop)
     event_model = is_event_model(model)
     if event_model:
-        frame_hop = model.backbone.tstride * model.frontend.window_shift
+        frame_hop = model.frame_hop_samples
         frame_hop_s, offset_s = frame_hop / settings.sample_rate, model.frame_offset_s
         # a window's frames whose centres lie inside it (the others see only its zero padding)
-        inside = model.frame_times(model.backbone.grid[1]) < settings.window / settings.sample_rate
+        inside = model.frame_times(model.backbone.num_frames) < settings.window / settings.sample_rate
         # grid frames centred before the end of the recording and covered by some window
         covered = int(starts[-1]) // frame_hop + int(inside.sum())
         total_frames = max(1, min(math.ceil((duration - offset_s) / frame_hop_s), covered))
@@ -114,11 +126,13 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
     scores = []
     for batch_starts in starts.split(settings.batch_size):
         windows = cut_windows(waveform, batch_starts, settings.window).to(device)
+        with autocast(settings.precision, device):
+            outputs = model.outputs(model.frontend(windows)) if event_model else model(windows)
         if event_model:
-            clip_logits, frame_logits = model.outputs(model.frontend(windows))
+            clip_logits, frame_logits = outputs
             averager.add(torch.sigmoid(frame_logits[:, inside.to(device)].float()), batch_starts // frame_hop)
         else:
-            clip_logits = model(windows)
+            clip_logits = outputs
         scores.append(model.scores(clip_logits.float()).cpu())
     scores = torch.cat(scores)
     if event_model:
@@ -130,7 +144,7 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
         centres = starts.double() / settings.sample_rate + settings.window / settings.sample_rate / 2
         begin, end = tiling_spans(centres, settings.hop / settings.sample_rate, duration)
         segments = merge_active(scores, begin, end, settings.threshold, model.class_names)
-    return FilePrediction(duration, starts, scores, segments)
+    return FilePrediction(duration, starts, scores, [s for s in segments if s.label not in settings.excluded])
 
 
 def window_rows(name: str, prediction: FilePrediction, settings: Settings, class_names: list[str]) -> list[list]:
@@ -231,6 +245,7 @@ def predict(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "predict")
     predict(cfg)
 
 

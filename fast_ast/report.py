@@ -13,7 +13,7 @@ listed as well as one that failed (results.json status "failed") or never finish
 
 Each job measured its own throughput where and when it ran; jobs on different machines, or on one
 shared machine under changing load, are not comparable. --remeasure times every completed job's
-evaluated weights again here, in alternating rounds (fast_ast.bench.timing), and uses those figures.
+evaluated weights again here, in alternating rounds (fast_ast.measure.timing), and uses those figures.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from fast_ast.bench.timing import alternating_times, device_description
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times
 from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
 from fast_ast.results import RESULTS_FILE, read_results
 from fast_ast.run_dir import FAILED_SUFFIX
@@ -75,7 +76,7 @@ def remeasure_throughput(jobs: list[Job], device: str, batch_size: int, repeats:
     weights timed here: every job once per round, in turn, median over `repeats` rounds."""
     from fast_ast.modules.checkpoint import load_classifier
 
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    device = resolve_device(device)
     calls = {}
     for job in (j for j in jobs if j.status == "completed"):
         model = load_classifier(evaluated_checkpoint(job)).to(device)
@@ -218,6 +219,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
 
 
+CLASSIFICATION_METRICS = ("acc", "balanced_acc", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "mAP")
+
+
+def classification_section(jobs: list[Job]) -> list[str]:
+    """summary.md's table of the classification metrics (fast_ast.modules.metrics) the completed jobs have,
+    from their final test evaluation (val when no job was tested); empty when none has any."""
+    done = [job for job in jobs if job.status == "completed"]
+    stage = "test" if any(job.metric(f"test/{m}") is not None for job in done for m in CLASSIFICATION_METRICS) else "val"
+    names = [m for m in CLASSIFICATION_METRICS if any(job.metric(f"{stage}/{m}") is not None for job in done)]
+    if not names:
+        return []
+    rows = [[job.num, *[fmt(job.metric(f"{stage}/{m}"), 4) for m in names]] for job in done]
+    return ["", f"## Classification metrics ({stage}/, final evaluation)", "", *markdown_table(["job", *names], rows)]
+
+
 def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, points: list[Point], front: list[int], folds: bool) -> str:
     counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, COULD_NOT_WRITE, UNFINISHED, NOT_STARTED)}
     devices = sorted({(j.results.get("throughput") or {}).get("device") for j in jobs if j.throughput is not None})
@@ -242,6 +258,7 @@ def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str,
             ["setting", "folds", metric, "clips/s"],
             [[p.label, p.count, fmt_pm(p.metric, p.metric_std, 4), fmt_pm(p.throughput, p.throughput_std, 1)] for p in points],
         )
+    lines += classification_section(jobs)
     lines += ["", f"## Pareto front ({metric} and throughput, both higher is better)", ""]
     lines += [f"- {points[i].label}: {metric} {points[i].metric:.4f} at {points[i].throughput:.1f} clips/s" for i in front] or ["- (no completed runs)"]
     problems = [job for job in jobs if job.status != "completed"]

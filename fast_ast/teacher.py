@@ -18,10 +18,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from fast_ast.bench.throughput import bench_device
+from fast_ast.config_keys import check_known_keys
+from fast_ast.device import resolve_device
 from fast_ast.data.datamodule import SPLITS
 from fast_ast.kd.store import TeacherLogits, check_class_names, save_logits
 from fast_ast.kd.teachers import load_teacher
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,8 @@ def chosen_splits(split: str) -> list[str]:
 def write_teacher_logits(cfg: DictConfig) -> Path:
     """Runs the teacher over cfg.split of cfg.data and writes cfg.output; returns its path."""
     splits = chosen_splits(cfg.split)
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     datamodule = instantiate(cfg.data)
     teacher = load_teacher(cfg.ckpt, cfg.format)
     check_class_names(teacher.class_names, list(datamodule.class_names), f"ckpt={cfg.ckpt}")
@@ -52,7 +55,8 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
     for split in splits:
         clips = datamodule.plain_split(split)  # no training-time randomness: the clips as evaluated
         for batch in DataLoader(clips, batch_size=cfg.batch_size, shuffle=False, num_workers=datamodule.num_workers):
-            rows.append(teacher(batch["audio"].to(device)).float().cpu())
+            with autocast(cfg.precision, device):
+                rows.append(teacher(batch["audio"].to(device)).float().cpu())
             ids.extend(batch["id"])
         log.info("teacher logits for %d clips of split %s", len(clips), split)
     metadata = {
@@ -60,6 +64,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
         "splits": json.dumps(splits),
         "corpus": json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True),
         "written_by": "python -m fast_ast.teacher",
+        "precision": cfg.precision,
     }
     store = TeacherLogits(torch.cat(rows), ids, list(teacher.class_names), metadata)
     path = save_logits(cfg.output, store)
@@ -69,6 +74,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="teacher")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "teacher")
     print(write_teacher_logits(cfg))
 
 

@@ -21,14 +21,16 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from fast_ast.bench.timing import eval_throughput
-from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.checkpoint_io import AtomicCheckpointIO
 from fast_ast.config_checks import check_train_config
+from fast_ast.config_keys import check_known_keys
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
+from fast_ast.cluster.requeue import RequeueSignal
 from fast_ast.modules.build import build_model
+from fast_ast.modules.metrics import check_monitor
+from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
-from fast_ast.results import write_results
+from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.run_dir import choose_resume, guard_run_dir, write_failure
 from fast_ast.summary import print_summary
 
@@ -42,17 +44,19 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to continue from, checked like every checkpoint read (weights only, plain settings)."""
     if cfg.resume in (None, "none", "null"):
         return None
     if cfg.resume == "auto":  # last.ckpt, else the newest readable checkpoint (fast_ast.run_dir)
-        return choose_resume(run_dir / "checkpoints")
-    if not Path(cfg.resume).is_file():
+        path = choose_resume(run_dir / "checkpoints")
+        if path is None:
+            return None
+    elif not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
-    return str(cfg.resume)
-
-
-def job_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    else:
+        path = str(cfg.resume)
+    read_checkpoint(path)
+    return path
 
 
 def point_ddp_ranks_at_this_job() -> None:
@@ -89,6 +93,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
+    check_monitor(cfg.data.monitor, model.metric_names("val"))
     loggers = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
@@ -103,7 +108,7 @@ def train(cfg: DictConfig) -> dict:
         reload_dataloaders_every_n_epochs=1 if datamodule.reloads_each_epoch else 0,
         plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir), weights_only=True)
 
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing is not None else ""
@@ -120,31 +125,22 @@ def train(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:  # DDP: rank 0 measures, records and prints
         return {"status": "completed", "metrics": metrics}
 
-    device = next(model.parameters()).device
-    example = torch.randn(cfg.throughput.batch_size, datamodule.clip_samples, device=device) * 0.1
-    backbone = model.backbone.eval()
     results = {
         "task": "train",
         "status": "completed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "monitor": {
             "name": cfg.data.monitor,
             "best": float(checkpointing.best_model_score) if checkpointing is not None and checkpointing.best_model_score is not None else None,
         },
         "metrics": metrics,
         "checkpoints": {"best": best or None, "last": last or None, "averaged": averaged},
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"per_layer": tokens_per_layer(backbone, model.frontend(example[:1]))},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
         "tome": OmegaConf.to_container(cfg.tome, resolve=True),
         "kd": OmegaConf.to_container(cfg.kd, resolve=True),
         "wall_time_s": time.time() - started,
     }
-    results["tokens"]["input"] = results["tokens"]["per_layer"][0]
     summarise_in_wandb(loggers, results)
     write_results(run_dir, results)
     print_summary(results)
@@ -181,7 +177,7 @@ def record_failure(cfg: DictConfig, error: BaseException, started: float) -> Non
         "task": "train",
         "status": "failed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "error": f"{type(error).__name__}: {error}",
         "wall_time_s": time.time() - started,
     }
@@ -194,10 +190,13 @@ def train_and_record(cfg: DictConfig) -> dict:
     remaining jobs of the sweep before reporting failures, so one failed job does not stop the others."""
     started = time.time()
     lock = guard_run_dir(Path(cfg.paths.output_dir)) if rank_zero_only.rank == 0 else None  # refused: nothing recorded
+    requeue = RequeueSignal()
     try:
         results = train(cfg)
     except Exception as error:
         finish_wandb_run(exit_code=1)
+        if requeue.received:  # a rank > 0 of a job SLURM is requeueing: the next run continues it
+            raise SystemExit(f"requeued ({requeue.signum.name}) during {type(error).__name__}: {error}") from error
         if rank_zero_only.rank == 0:
             record_failure(cfg, error, started)
         raise
@@ -210,6 +209,7 @@ def train_and_record(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    check_known_keys(cfg, "train")
     results = train_and_record(cfg)
     return results["metrics"].get(cfg.data.monitor)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from fast_ast.backbones.ast import time_tokens, unmerge_tokens
 from fast_ast.data.event_targets import clip_targets, frame_targets
 from fast_ast.data.events import EventsDataModule, read_annotations
 from fast_ast.data.validation import BadFilesError, UnknownLabelsError
@@ -16,14 +17,12 @@ from fast_ast.modules.event_classifier import (
     EventClassifier,
     interpolate_frames,
     load_event_classifier,
-    time_tokens,
-    unmerge_tokens,
 )
 from tests.fixtures.corpora import make_events, write_bad
 from tests.fixtures.runs import build_datamodule, corpus_overrides, train_on
-from tests.helpers import compose_config
+from tests.helpers import assert_close_scaled, compose_config
 
-TINY_BACKBONE = {"_target_": "fast_ast.backbones.ast.AST", "embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY_BACKBONE = {"name": "ast", "embed_dim": 32, "depth": 2, "num_heads": 2}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +129,7 @@ def test_event_model_frame_outputs_and_time_resolution():
     frames = model.frame_logits(audio)
     assert frames.shape == (2, 9, 3)  # t_dim of 100 frames with tstride 10
     torch.testing.assert_close(model.frame_times(9)[[0, 8]], torch.tensor([0.0875, 0.8875], dtype=torch.float64))
-    torch.testing.assert_close(model(audio), model.outputs(model.frontend(audio))[0])
+    assert_close_scaled(model(audio), model.outputs(model.frontend(audio))[0])  # readout vs full last block
     merged = event_model(tome={"r": 20})
     assert merged.backbone.token_merging is not None and merged.backbone.token_merging.trace_source
     merged_frames = merged.frame_logits(audio)

@@ -158,7 +158,7 @@ def test_classifier_forward_does_not_augment():
 
     torch.manual_seed(0)
     model = AudioClassifier(
-        backbone={"_target_": "fast_ast.backbones.ast.AST", "embed_dim": 32, "depth": 1, "num_heads": 2},
+        backbone={"name": "ast", "embed_dim": 32, "depth": 1, "num_heads": 2},
         num_classes=3, class_names=["a", "b", "c"], multilabel=False, sample_rate=SAMPLE_RATE, clip_samples=16000,
         features={"num_mel_bins": 128, "target_length": 100},
         augment={"mixup": 1.0, "freqm": 24, "timem": 20, "noise": 0.5, "time_shift": 10},

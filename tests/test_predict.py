@@ -125,7 +125,7 @@ def event_checkpoint(path):
     """A randomly initialised tiny EventClassifier saved as a fast_ast checkpoint (3 classes, 1 s windows)."""
     torch.manual_seed(0)
     model = EventClassifier(
-        backbone={"_target_": "fast_ast.backbones.ast.AST", "embed_dim": 32, "depth": 1, "num_heads": 2},
+        backbone={"name": "ast", "embed_dim": 32, "depth": 1, "num_heads": 2},
         num_classes=3, class_names=["a", "b", "c"], multilabel=True, sample_rate=RATE, clip_samples=RATE,
         features={"num_mel_bins": 32, "target_length": 100}, augment={}, optim={"name": "adam", "lr": 1e-3},
     )

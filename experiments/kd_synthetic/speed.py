@@ -3,7 +3,7 @@
     python experiments/kd_synthetic/speed.py TEACHER.ckpt STUDENT.ckpt --r 0 16 --batch 8 --repeats 20
 
 Both checkpoints are rebuilt with load_classifier; the student runs at each Token Merging r (ToMe only
-changes the forward pass). fast_ast.bench.timing alternates the contenders round by round after warm-up,
+changes the forward pass). fast_ast.measure.timing alternates the contenders round by round after warm-up,
 so load from other processes hits them alike; the speed-ups are medians of per-round ratios.
 """
 
@@ -14,7 +14,8 @@ import statistics
 
 import torch
 
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.modules.checkpoint import load_classifier
 
 

@@ -7,10 +7,18 @@ here (not timm's) because the patch grid is strided and Token Merging hooks into
 Shapes (B = batch, T = frames, F = mel bins, N = 2 + f_dim * t_dim tokens, D = embed_dim):
     input  [B, T, F]  normalised log-mel filterbanks
     tokens [B, N, D]  cls, distillation, then patches in (freq, time) row-major order
-    output [B, C]     logits = mlp_head((cls + dist) / 2) after the final LayerNorm
+    output [B, C]     logits = mlp_head(pooled) after the final LayerNorm, pooled by `pooling`:
+                      cls_dist (the original's (cls + dist) / 2), cls, or mean (over all final tokens)
+    frames [B, t_dim, D]  forward_frames: the patch tokens averaged over the f_dim frequency rows, one per
+                      time column (merged tokens first unmerged with ToMe's source tracking)
 
-`forward` runs the last block for the cls and distillation rows only (fast_ast.backbones.attention):
-the same logits, to float rounding, as the full block, for about 1/depth less compute.
+The head's LayerNorm has its own epsilon (`head_norm_eps`): the original AST builds `mlp_head` with
+PyTorch's default 1e-5 and uses timm's 1e-6 (`norm_eps`) in the blocks and the final norm, while
+transformers' AST uses its one `layer_norm_eps` for both.
+
+`forward` runs the last block for the rows its pooling reads only (cls and distillation, or cls;
+fast_ast.backbones.attention): the same logits, to float rounding, as the full block, for about 1/depth
+less compute. Mean pooling reads every token, so the last block runs whole.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from timm.models.deit import VisionTransformerDistilled
 from torch import nn
 
 from fast_ast.backbones.attention import readout_block_forward
+from fast_ast.backbones.base import Backbone
 
 NUM_PREFIX_TOKENS = 2  # cls + distillation token; never merged, always first
+POOLINGS = {"cls_dist": 2, "cls": 1, "mean": None}  # pooling -> leading tokens the head reads (None: all)
 
 
 def patch_grid(input_fdim: int, input_tdim: int, patch_size: int, fstride: int, tstride: int) -> tuple[int, int]:
@@ -35,8 +45,24 @@ def patch_grid(input_fdim: int, input_tdim: int, patch_size: int, fstride: int, 
     return (input_fdim - patch_size) // fstride + 1, (input_tdim - patch_size) // tstride + 1
 
 
-class AST(nn.Module):
+def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """tokens [B, N', D] and ToMe source [B, N', N] (0/1) -> [B, N, D]: each input token gets its final token."""
+    return source.transpose(1, 2).to(tokens.dtype) @ tokens
+
+
+def time_tokens(tokens: torch.Tensor, grid: tuple[int, int], num_prefix_tokens: int = NUM_PREFIX_TOKENS) -> torch.Tensor:
+    """[B, P + f_dim * t_dim, D] (P prefix tokens, then patches in (freq, time) row-major order) -> [B, t_dim, D]
+    mean over frequency."""
+    f_dim, t_dim = grid
+    patches = tokens[:, num_prefix_tokens:]
+    return patches.reshape(patches.shape[0], f_dim, t_dim, patches.shape[-1]).mean(dim=1)
+
+
+class AST(Backbone):
     """AST classifier. `forward(x[B, T, F]) -> logits[B, num_classes]`."""
+
+    supports_token_merging = True
+    num_prefix_tokens = NUM_PREFIX_TOKENS  # tokens before the patches (token reduction never touches them)
 
     def __init__(
         self,
@@ -54,8 +80,13 @@ class AST(nn.Module):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         norm_eps: float = 1e-6,
+        head_norm_eps: float = 1e-5,
+        pooling: str = "cls_dist",
     ):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.backbone.pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
         self.num_classes = num_classes
         self.input_fdim, self.input_tdim = input_fdim, input_tdim
         self.patch_size, self.fstride, self.tstride = patch_size, fstride, tstride
@@ -78,9 +109,9 @@ class AST(nn.Module):
         )
         # Overlapping patches: AST's strided patch embedding and a pos-embed sized to its grid.
         self.v.patch_embed.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride))
-        self.v.pos_embed = nn.Parameter(torch.zeros(1, NUM_PREFIX_TOKENS + self.num_patches, embed_dim))
+        self.v.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.num_patches, embed_dim))
         nn.init.trunc_normal_(self.v.pos_embed, std=0.02)
-        self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim, eps=norm_eps), nn.Linear(embed_dim, num_classes))
+        self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim, eps=head_norm_eps), nn.Linear(embed_dim, num_classes))
         # Token Merging is a runtime setting (fast_ast.tome.apply_tome), None = plain AST.
         self.token_merging = None
 
@@ -98,25 +129,59 @@ class AST(nn.Module):
 
     @property
     def num_tokens(self) -> int:
-        return NUM_PREFIX_TOKENS + self.num_patches
+        return self.num_prefix_tokens + self.num_patches
+
+    # ---- the backbone contract (fast_ast.backbones.base) -------------------------------------------
+    @property
+    def classifier(self) -> nn.Module:
+        return self.mlp_head
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        return self.grid
+
+    @property
+    def num_stages(self) -> int:
+        return self.depth
+
+    @property
+    def frame_dim(self) -> int:
+        return self.embed_dim
+
+    @property
+    def num_frames(self) -> int:
+        return self.grid[1]
+
+    @property
+    def frame_hop(self) -> float:
+        return float(self.tstride)
+
+    @property
+    def frame_offset(self) -> float:
+        return (self.patch_size - 1) / 2
+
+    def trainable_tail(self, last_n: int) -> list[nn.Module]:
+        """mlp_head; with last_n > 0 also the final norm and the last `last_n` blocks."""
+        if last_n == 0:
+            return [self.mlp_head]
+        return [self.mlp_head, self.v.norm, *self.v.blocks[self.depth - last_n :]]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] features -> [B, N, D] tokens with positional embedding."""
+        """[B, T, F] features -> [B, N, D] tokens with positional embedding (cls[, distillation], then patches)."""
         x = x.unsqueeze(1).transpose(2, 3)  # [B, 1, F, T]
         x = self.v.patch_embed.proj(x).flatten(2).transpose(1, 2)  # [B, f_dim * t_dim, D]
-        batch = x.shape[0]
-        prefix = torch.cat((self.v.cls_token.expand(batch, -1, -1), self.v.dist_token.expand(batch, -1, -1)), dim=1)
-        x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
+        prefix = self.v.cls_token if self.num_prefix_tokens == 1 else torch.cat((self.v.cls_token, self.v.dist_token), dim=1)
+        x = torch.cat((prefix.expand(x.shape[0], -1, -1), x), dim=1) + self.v.pos_embed
         return self.v.pos_drop(x)
 
     def forward_features(self, x: torch.Tensor, prefix_only: bool = False) -> torch.Tensor:
         """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were merged).
 
-        prefix_only: the last block computes only the cls and distillation tokens (N' = 2), all that
-        `head` reads; the other tokens' rows of the last block are never computed.
+        prefix_only: the last block computes only the leading tokens `head` reads (cls and distillation,
+        or cls: N' = 2 or 1; every token for mean pooling); the other rows of the last block are never computed.
         """
         x = self.embed(x)
-        readout = NUM_PREFIX_TOKENS if prefix_only else None
+        readout = POOLINGS[self.pooling] if prefix_only else None
         if self.token_merging is not None:
             x = self.token_merging(self.v.blocks, x, readout)
         elif readout is None:
@@ -129,8 +194,24 @@ class AST(nn.Module):
         return self.v.norm(x)
 
     def head(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, N', D] -> [B, C] logits: mlp_head of the mean of the cls and distillation tokens."""
-        return self.mlp_head((tokens[:, 0] + tokens[:, 1]) / 2)
+        """[B, N', D] -> [B, C] logits: mlp_head of the pooled tokens."""
+        if self.pooling == "cls_dist":
+            return self.mlp_head((tokens[:, 0] + tokens[:, 1]) / 2)
+        if self.pooling == "cls":
+            return self.mlp_head(tokens[:, 0])
+        return self.mlp_head(tokens.mean(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x, prefix_only=True))
+
+    def forward_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, F] -> (logits [B, C], frames [B, t_dim, D]: patch tokens averaged over frequency).
+
+        With Token Merging the final tokens are unmerged first, which needs its source tracking on
+        (EventClassifier sets trace_source).
+        """
+        tokens = self.forward_features(x)
+        logits = self.head(tokens)
+        if self.token_merging is not None:
+            tokens = unmerge_tokens(tokens, self.token_merging.source)
+        return logits, time_tokens(tokens, self.grid, self.num_prefix_tokens)

@@ -10,6 +10,7 @@ import importlib
 import hydra
 from omegaconf import DictConfig
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 register_resolvers()
@@ -21,11 +22,16 @@ SUITES = {
     "loader": "fast_ast.bench.loader",
     "hf": "fast_ast.bench.hf",
     "frontend": "fast_ast.bench.frontend",
+    "backbones": "fast_ast.bench.backbones",
+    "precision": "fast_ast.bench.precision",
+    "hf_train": "fast_ast.bench.hf_train",
+    "memory": "fast_ast.bench.memory",
 }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "bench")
     if cfg.suite not in SUITES:
         raise ValueError(f"suite={cfg.suite!r} is not a benchmark; choose one of {sorted(SUITES)}")
     importlib.import_module(SUITES[cfg.suite]).run(cfg)

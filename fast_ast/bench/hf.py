@@ -25,8 +25,9 @@ from safetensors.torch import save_file
 
 from fast_ast.backbones.ast import AST
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
+from fast_ast.device import resolve_device
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.resolvers import CONF_DIR
 
 def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
@@ -34,7 +35,7 @@ def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
     from transformers import ASTForAudioClassification
 
     backbone = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "backbone" / f"{settings.backbone}.yaml"))
-    backbone.pop("_target_")
+    backbone.pop("name")
     # transformers' config default layer_norm_eps is 1e-12; the export carries ours, so both compute the same.
     ours = AST(settings.num_classes, input_fdim=settings.input_fdim, input_tdim=settings.input_tdim, **backbone).eval()
     with tempfile.TemporaryDirectory() as directory:
@@ -47,7 +48,7 @@ def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
 @torch.inference_mode()
 def run(cfg: DictConfig) -> dict:
     settings = cfg.hf_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     ours, theirs = build_pair(settings)
     ours, theirs = ours.to(device), theirs.to(device)
     rows = []

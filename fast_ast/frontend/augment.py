@@ -88,6 +88,15 @@ class Augment(nn.Module):
         self.mixup, self.mixup_alpha, self.mixup_level = mixup, mixup_alpha, mixup_level
         self.freqm, self.timem, self.noise, self.time_shift = freqm, timem, noise, time_shift
 
+    def check_fits(self, frames: int, bins: int) -> None:
+        """SpecAugment bands must fit the features [frames, bins] they mask (checked before training)."""
+        for key, width, size, size_key in (("timem", self.timem, frames, "features.target_length"), ("freqm", self.freqm, bins, "features.num_mel_bins")):
+            if width > size:
+                raise ValueError(
+                    f"data.augment.{key}={width} is wider than the input's {size} (data.{size_key}={size}): "
+                    f"set data.augment.{key} to at most {size} (0 turns it off)"
+                )
+
     def mix_plan(self, batch: int, device: torch.device) -> MixPlan | None:
         return sample_mix_plan(batch, self.mixup, self.mixup_alpha, device) if self.mixup > 0 else None
 

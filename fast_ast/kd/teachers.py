@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fast_ast.backbones.ast import AST
+from fast_ast.backbones.hf_keys import hf_head_eps
 from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.modules.checkpoint import load_classifier
@@ -108,6 +109,7 @@ def teacher_from_hf(directory: Path) -> Teacher:
         num_heads=config["num_attention_heads"],
         mlp_ratio=config["intermediate_size"] / config["hidden_size"],
         norm_eps=config["layer_norm_eps"],
+        head_norm_eps=hf_head_eps(config),
     )
     load_pretrained(backbone, str(directory), fmt="hf")
     normalize = features.get("do_normalize", True)

@@ -1,9 +1,11 @@
-"""AudioClassifier: the LightningModule for AST and ToMe-AST on any corpus.
+"""AudioClassifier: the LightningModule for any backbone (AST, ToMe-AST, ...) on any corpus.
 
 waveform [B, S] --frontend--> features [B, T, F] --backbone--> logits [B, C].
-Single-label targets [B] long use cross-entropy (soft targets after mixup); multi-label targets [B, C]
-use BCE. All constructor arguments are plain containers so checkpoints rebuild the model on their own
-(see fast_ast.modules.checkpoint.load_classifier).
+Single-label targets [B] long use cross-entropy (soft targets after mixup) or, with loss=bce (AST's
+--loss BCE), BCE on the one-hot targets and sigmoid scores; multi-label targets [B, C] use BCE. All
+constructor arguments are plain containers so checkpoints rebuild the model on their own
+(see fast_ast.modules.checkpoint.load_classifier); `backbone` is a registry spec ({"name": ..., size
+keys}, fast_ast.backbones.registry), never something to instantiate.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
+from fast_ast.backbones.registry import build_backbone
 from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.augment import Augment, MixPlan
 from fast_ast.frontend.fbank import FbankFrontend
+from fast_ast.modules.compile import compile_backbone
 from fast_ast.modules.finetune import apply_finetune
-from fast_ast.modules.metrics import build_metrics, finalize
+from fast_ast.modules.metrics import build_metrics, clip_metric_names, finalize
 from fast_ast.modules.optim import build_optimizer, build_scheduler, check_optim
 from fast_ast.tome import apply_tome
 
@@ -41,6 +44,9 @@ class AudioClassifier(L.LightningModule):
         pretrained: str | None = None,
         pretrained_format: str = "auto",
         pretrained_prefix: str | None = None,
+        loss: str = "auto",
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -48,15 +54,19 @@ class AudioClassifier(L.LightningModule):
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         check_optim(optim)
         self.num_classes, self.multilabel, self.class_names = num_classes, multilabel, list(class_names)
+        if loss not in ("auto", "ce", "bce") or (loss == "ce" and multilabel):
+            raise ValueError(f"model.loss must be auto, ce (single-label corpora) or bce, got {loss!r} (multi-label: {multilabel})")
+        self.loss_name = "bce" if multilabel or loss == "bce" else "ce"
         self.frontend = FbankFrontend(sample_rate=sample_rate, **features)
         self.augment = Augment(**augment)
-        self.backbone = instantiate(
-            backbone, num_classes=num_classes, input_fdim=self.frontend.num_mel_bins, input_tdim=self.frontend.target_length
-        )
+        self.augment.check_fits(self.frontend.target_length, self.frontend.num_mel_bins)
+        self.backbone = build_backbone(backbone, num_classes, self.frontend.num_mel_bins, self.frontend.target_length)
         if pretrained:
             load_pretrained(self.backbone, pretrained, fmt=pretrained_format, prefix=pretrained_prefix)
         self.configure_tome(tome or {})
         apply_finetune(self.backbone, **(finetune or {}))
+        if compile:  # in place: parameters and state_dict keys unchanged (fast_ast/modules/compile.py)
+            compile_backbone(self.backbone, compile_backend)
         self.val_metrics = build_metrics(num_classes, multilabel).clone(prefix="val/")
         self.test_metrics = build_metrics(num_classes, multilabel).clone(prefix="test/")
 
@@ -86,12 +96,16 @@ class AudioClassifier(L.LightningModule):
 
     def label_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """logits [B, C], float targets [B, C] (probabilities or multi-hot)."""
-        if self.multilabel:
+        if self.loss_name == "bce":
             return F.binary_cross_entropy_with_logits(logits, targets)
         return F.cross_entropy(logits, targets)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
+        return torch.sigmoid(logits) if self.loss_name == "bce" else torch.softmax(logits, dim=-1)
+
+    def metric_names(self, stage: str) -> list[str]:
+        """Every metric name logged at `stage` (val | test): what data.monitor may name."""
+        return [f"{stage}/loss", *(f"{stage}/{name}" for name in clip_metric_names(self.multilabel))]
 
     # ---- training ------------------------------------------------------------------------------
     def training_loss(self, logits: torch.Tensor, batch: dict, plan: MixPlan | None) -> tuple[torch.Tensor, dict]:
@@ -137,6 +151,5 @@ class AudioClassifier(L.LightningModule):
         optim = self.hparams.optim
         parameters = [p for p in self.parameters() if p.requires_grad]
         optimizer = build_optimizer(parameters, optim)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = build_scheduler(optimizer, optim.get("schedule", {}), lambda: self.trainer.current_epoch, total)
+        scheduler = build_scheduler(optimizer, optim.get("schedule", {}), self.trainer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,20 +1,21 @@
 """EventClassifier: an AudioClassifier with a frame-level head, so event timing is learnt (data=events).
 
-waveform [B, S] -> features [B, T, F] -> tokens [B, N', D], then
-    clip logits   [B, C]         mlp_head((cls + dist) / 2), as AudioClassifier
-    frame logits  [B, t_dim, C]  frame_head(patch tokens averaged over the f_dim frequency rows): one
-                                 output per time column of the token grid. With Token Merging the
-                                 final tokens are first unmerged with ToMe's source tracking (every
-                                 input patch takes the value of the token that absorbed it).
-Time resolution of frame_logits: column j spans fbank frames [j * tstride, j * tstride + patch_size);
-its centre is at frame_offset_s + j * frame_hop_s seconds into the clip, with
-    frame_hop_s    = tstride * frame shift                           (0.1 s: tstride 10, 10 ms shift)
-    frame_offset_s = ((patch_size - 1) / 2 * shift + window / 2)     (0.0875 s: patch 16, 25 ms window).
+waveform [B, S] -> features [B, T, F] -> backbone.forward_frames (fast_ast.backbones.base), then
+    clip logits   [B, C]         the backbone's own clip head
+    frame logits  [B, T', C]     frame_head(frames): LayerNorm + Linear on the backbone's frame embeddings
+                                 (AST: patch tokens averaged over frequency, one per time column, unmerged
+                                 first with ToMe's source tracking), or the frames themselves when the
+                                 backbone emits per-class frame logits natively (HTS-AT)
+Time resolution of frame_logits: frame j is centred at backbone.frame_offset + j * backbone.frame_hop fbank
+frames, i.e. at frame_offset_s + j * frame_hop_s seconds into the clip (fbank frame k is centred at
+k * shift + window / 2); for the AST with tstride 10 and 16x16 patches: 0.1 s hop, 0.0875 s offset.
 Training: BCE on clip logits + frame_loss_weight * BCE on the frame logits linearly interpolated at the
 centres of the data's `event_bins` target bins (they tile the clip evenly; targets [B, C, bins]).
 Metrics (val/ and test/): the clip-level ones of AudioClassifier, and on target bins per class
 frame_AP/<class> and frame_F1/<class> (probability >= frame_threshold), with their macro averages
-frame_mAP (over classes with a positive bin) and frame_F1.
+frame_mAP (over classes with a positive bin) and frame_F1. A background class (data.background_class, active
+where no event is) is left out of frame_mAP and frame_F1 unless include_background (its per-class values
+are still logged).
 """
 
 from __future__ import annotations
@@ -29,23 +30,10 @@ from torch import nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
 
-from fast_ast.backbones.ast import NUM_PREFIX_TOKENS
 from fast_ast.frontend.augment import MixPlan
 from fast_ast.modules.checkpoint import read_checkpoint, rebuild
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.tome import apply_tome
-
-
-def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """tokens [B, N', D] and ToMe source [B, N', N] (0/1) -> [B, N, D]: each input token gets its final token."""
-    return source.transpose(1, 2).to(tokens.dtype) @ tokens
-
-
-def time_tokens(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """[B, 2 + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
-    f_dim, t_dim = grid
-    patches = tokens[:, NUM_PREFIX_TOKENS:]
-    return patches.reshape(patches.shape[0], f_dim, t_dim, patches.shape[-1]).mean(dim=1)
 
 
 def interpolate_frames(values: torch.Tensor, source_times: torch.Tensor, target_times: torch.Tensor) -> torch.Tensor:
@@ -84,22 +72,45 @@ def build_frame_metrics(num_classes: int, threshold: float) -> MetricCollection:
     )
 
 
-def frame_metric_values(values: dict[str, torch.Tensor], class_names: list[str], stage: str) -> dict[str, torch.Tensor]:
-    """Per-class frame AP/F1 and their macro averages (mAP over classes with at least one positive bin)."""
+def frame_metric_values(
+    values: dict[str, torch.Tensor], class_names: list[str], stage: str, excluded: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """Per-class frame AP/F1 and their macro averages over the classes not in `excluded` (mAP: over those
+    with at least one positive bin)."""
     ap, f1, positives = values["AP"], values["F1"], values["positives"]
     out = {f"{stage}/frame_AP/{name}": ap[i] for i, name in enumerate(class_names)}
     out.update({f"{stage}/frame_F1/{name}": f1[i] for i, name in enumerate(class_names)})
-    present = positives > 0
+    counted = torch.tensor([name not in excluded for name in class_names], device=ap.device)
+    present = (positives > 0) & counted
     out[f"{stage}/frame_mAP"] = ap[present].mean() if present.any() else torch.tensor(float("nan"))
-    out[f"{stage}/frame_F1"] = f1.mean()
+    out[f"{stage}/frame_F1"] = f1[counted].mean()
     return out
 
 
-class EventClassifier(AudioClassifier):
-    """AudioClassifier arguments, plus frame_loss_weight and frame_threshold (conf/model/ast_events.yaml)."""
+def frame_metric_names(class_names: list[str], stage: str) -> list[str]:
+    """The names frame_metric_values logs, plus the frame loss."""
+    per_class = [f"{stage}/frame_{kind}/{name}" for kind in ("AP", "F1") for name in class_names]
+    return [f"{stage}/frame_loss", f"{stage}/frame_mAP", f"{stage}/frame_F1", *per_class]
 
-    def __init__(self, *args, frame_loss_weight: float = 1.0, frame_threshold: float = 0.5, **kwargs):
+
+class EventClassifier(AudioClassifier):
+    """AudioClassifier arguments, plus frame_loss_weight, frame_threshold, background_class and
+    include_background (conf/model/ast_events.yaml)."""
+
+    def __init__(
+        self,
+        *args,
+        frame_loss_weight: float = 1.0,
+        frame_threshold: float = 0.5,
+        background_class: str | None = None,
+        include_background: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        if background_class is not None and background_class not in self.class_names:
+            raise ValueError(f"model.background_class={background_class!r} is not one of the classes {self.class_names}")
+        self.background_class = background_class
+        self.excluded_classes = (background_class,) if background_class is not None and not include_background else ()
         if not self.multilabel:
             raise ValueError("model=ast_events needs multi-label frame targets: use data=events")
         if self.augment.time_shift:
@@ -107,24 +118,35 @@ class EventClassifier(AudioClassifier):
         if frame_loss_weight < 0 or not 0 < frame_threshold < 1:
             raise ValueError(f"model.frame_loss_weight must be >= 0 and model.frame_threshold in (0, 1), got {frame_loss_weight}, {frame_threshold}")
         self.frame_loss_weight = frame_loss_weight
-        head = self.backbone.mlp_head
-        self.frame_head = nn.Sequential(nn.LayerNorm(head[0].normalized_shape, eps=head[0].eps), nn.Linear(head[1].in_features, self.num_classes))
+        width = self.backbone.frame_dim
+        if self.backbone.frames_are_logits:
+            self.frame_head = nn.Identity()
+        else:
+            self.frame_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, self.num_classes))
         self.frame_metrics = nn.ModuleDict({stage: build_frame_metrics(self.num_classes, frame_threshold) for stage in ("val", "test")})
 
+    def metric_names(self, stage: str) -> list[str]:
+        return [*super().metric_names(stage), *frame_metric_names(self.class_names, stage)]
+
     def configure_tome(self, tome: dict[str, Any]) -> None:
-        """Token Merging with source tracking on: the frame head unmerges the final tokens."""
+        """Token Merging with source tracking on: the backbone unmerges the final tokens into frames."""
         apply_tome(self.backbone, **{**tome, "trace_source": True})
 
     # ---- frame outputs -------------------------------------------------------------------------
     @property
+    def frame_hop_samples(self) -> int:
+        """Audio samples between consecutive frame_logits frames."""
+        return round(self.backbone.frame_hop * self.frontend.window_shift)
+
+    @property
     def frame_hop_s(self) -> float:
         """Seconds between consecutive frame_logits frames."""
-        return self.backbone.tstride * self.frontend.window_shift / self.frontend.sample_rate
+        return self.backbone.frame_hop * self.frontend.window_shift / self.frontend.sample_rate
 
     @property
     def frame_offset_s(self) -> float:
         """Centre time (s) of frame 0 of frame_logits."""
-        centre = (self.backbone.patch_size - 1) / 2 * self.frontend.window_shift + self.frontend.window_size / 2
+        centre = self.backbone.frame_offset * self.frontend.window_shift + self.frontend.window_size / 2
         return centre / self.frontend.sample_rate
 
     def frame_times(self, frames: int) -> torch.Tensor:
@@ -132,16 +154,12 @@ class EventClassifier(AudioClassifier):
         return self.frame_offset_s + self.frame_hop_s * torch.arange(frames, dtype=torch.float64)
 
     def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """features [B, T, F] -> (clip logits [B, C], frame logits [B, t_dim, C])."""
-        tokens = self.backbone.forward_features(features)
-        clip_logits = self.backbone.head(tokens)
-        merging = self.backbone.token_merging
-        if merging is not None:
-            tokens = unmerge_tokens(tokens, merging.source)
-        return clip_logits, self.frame_head(time_tokens(tokens, self.backbone.grid))
+        """features [B, T, F] -> (clip logits [B, C], frame logits [B, T', C])."""
+        clip_logits, frames = self.backbone.forward_frames(features)
+        return clip_logits, self.frame_head(frames)
 
     def frame_logits(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, S] waveform -> [B, t_dim, C] frame logits (no augmentation); times in frame_times(t_dim)."""
+        """[B, S] waveform -> [B, T', C] frame logits (no augmentation); times in frame_times(T')."""
         return self.outputs(self.frontend(audio))[1]
 
     def bin_logits(self, frame_logits: torch.Tensor, bins: int) -> torch.Tensor:
@@ -185,7 +203,7 @@ class EventClassifier(AudioClassifier):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No positive samples found")  # classes absent from the split
             values = self.frame_metrics[stage].compute()
-        self.log_dict(frame_metric_values(values, self.class_names, stage), sync_dist=True)
+        self.log_dict(frame_metric_values(values, self.class_names, stage, self.excluded_classes), sync_dist=True)
         self.frame_metrics[stage].reset()
 
     def on_validation_epoch_end(self) -> None:

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from fast_ast.frontend.augment import MixPlan
 from fast_ast.kd.losses import distillation_loss, mixed_presence, teacher_targets
+from fast_ast.kd.importer import id_rule_hint
 from fast_ast.kd.store import TeacherLogits, check_class_names, load_logits, quoted
 from fast_ast.kd.teachers import Teacher, load_teacher
 from fast_ast.modules.classifier import AudioClassifier
@@ -101,7 +102,7 @@ class KDStudent(AudioClassifier):
         if missing and self.kd["missing"] == "error":
             raise ValueError(
                 f"kd.path={self.kd['path']}: {len(missing)} of {len(clip_ids)} training clips have no teacher logits: "
-                f"{quoted(missing)} (kd.missing=skip trains them on the label loss alone)"
+                f"{quoted(missing)}; {id_rule_hint(self.store.ids, missing)} (kd.missing=skip trains them on the label loss alone)"
             )
         if missing:
             log.warning(
@@ -130,13 +131,13 @@ class KDStudent(AudioClassifier):
     def training_loss(self, logits: torch.Tensor, batch: dict, plan: MixPlan | None) -> tuple[torch.Tensor, dict]:
         labels = self.target_matrix(batch["target"])
         teacher, present = self.teacher_logits(batch)
-        probs = teacher_targets(teacher, self.temperature, self.multilabel)
+        probs = teacher_targets(teacher, self.temperature, self.loss_name == "bce")
         if self.store is not None:
             missing = (~present).sum().float()
             self.log("train/kd_missing", missing, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=logits.shape[0])
         if plan is not None:
             labels, probs = plan(labels), plan(probs)
             present = mixed_presence(present, plan.partner, plan.weight)
-        losses = distillation_loss(logits, labels, probs, present, self.kd_lambda, self.temperature, self.multilabel)
+        losses = distillation_loss(logits, labels, probs, present, self.kd_lambda, self.temperature, self.loss_name == "bce")
         logs = {"train/loss": losses["loss"], "train/label_loss": losses["label_loss"], "train/kd_loss": losses["kd_loss"]}
         return losses["loss"], logs

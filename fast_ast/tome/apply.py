@@ -27,8 +27,16 @@ class TokenMerging:
     (all final tokens after `forward_features`; the cls and distillation rows only after `forward`).
     """
 
-    def __init__(self, schedule: Sequence[int], num_tokens: int, prop_attn: bool = True, trace_source: bool = False):
+    def __init__(
+        self,
+        schedule: Sequence[int],
+        num_tokens: int,
+        prop_attn: bool = True,
+        trace_source: bool = False,
+        num_prefix_tokens: int = NUM_PREFIX_TOKENS,
+    ):
         self.schedule = list(schedule)
+        self.num_prefix_tokens = num_prefix_tokens  # leading tokens never merged (AST: cls + dist; ViT: cls)
         self.num_tokens = num_tokens
         self.prop_attn = prop_attn
         self.trace_source = trace_source
@@ -49,7 +57,7 @@ class TokenMerging:
         layers = list(zip(blocks, self.schedule))
         merged = layers if readout is None else layers[:-1]
         for block, r in merged:
-            x, size, source = tome_block_forward(block, x, r, NUM_PREFIX_TOKENS, size, source, self.prop_attn)
+            x, size, source = tome_block_forward(block, x, r, self.num_prefix_tokens, size, source, self.prop_attn)
         if readout is not None:  # the last layer's merges would only touch rows nobody reads
             bias = size_bias(size, x.dtype) if self.prop_attn and size is not None else None
             x = readout_block_forward(blocks[-1], x, readout, bias)
@@ -77,21 +85,28 @@ def apply_tome(
     Each layer merges at most half its mergeable tokens; asking for more than the backbone's patch
     tokens in any layer is a configuration error.
     """
-    if not hasattr(backbone, "token_merging"):
-        raise TypeError(f"{type(backbone).__name__} has no token_merging hook: Token Merging needs an AST backbone")
     for key, value in (("prop_attn", prop_attn), ("trace_source", trace_source)):
         if not isinstance(value, bool):
             raise ValueError(f"tome.{key} must be true or false, got {value!r}")
+    if not backbone.supports_token_merging:
+        depth = getattr(backbone, "num_stages", 1)
+        if any(requested_schedule(r, inflection, depth) if not isinstance(r, Sequence) else r):
+            raise ValueError(
+                f"tome.r={r!r}: Token Merging does not apply to the {type(backbone).__name__} backbone "
+                "(it needs global self-attention over patch tokens; windowed attention and CNNs have none): set tome.r=0"
+            )
+        return None
     requested = requested_schedule(r, inflection, backbone.depth)
-    mergeable = backbone.num_tokens - NUM_PREFIX_TOKENS
+    prefix = backbone.num_prefix_tokens
+    mergeable = backbone.num_tokens - prefix
     if max(requested) > mergeable:
         raise ValueError(
             f"tome.r asks for {max(requested)} merges in one layer but the backbone has only {mergeable} patch tokens "
             f"(schedule {requested})"
         )
-    schedule = capped_schedule(requested, backbone.num_tokens, NUM_PREFIX_TOKENS)
+    schedule = capped_schedule(requested, backbone.num_tokens, prefix)
     if not any(schedule):
         backbone.token_merging = None
     else:
-        backbone.token_merging = TokenMerging(schedule, backbone.num_tokens, prop_attn, trace_source)
+        backbone.token_merging = TokenMerging(schedule, backbone.num_tokens, prop_attn, trace_source, prefix)
     return backbone.token_merging

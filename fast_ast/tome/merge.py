@@ -49,6 +49,11 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, num_protected: int) ->
     Selection is not differentiable (indices); gradients flow through the merged values instead.
     """
     r = min(r, max_merges(metric.shape[1], num_protected))
+    if r == 0:  # nothing to merge (also when fewer than 2 mergeable tokens are left): the no-op matching
+        batch, num_a = metric.shape[0], (metric.shape[1] - num_protected + 1) // 2
+        kept = torch.arange(num_a, device=metric.device).expand(batch, -1)
+        none = torch.zeros(batch, 0, dtype=torch.long, device=metric.device)
+        return Matching(num_protected, kept, none, none)
     with torch.no_grad():
         metric = metric[:, num_protected:]
         metric = metric / metric.norm(dim=-1, keepdim=True)

@@ -4,6 +4,8 @@
 `tome.inflection` != 0) or an explicit per-layer list. ToMe's schedule (Bolya et al., code release)
 runs linearly from r * (1 - inflection) in the first layer to r * (1 + inflection) in the last, so the
 total stays about r * depth: inflection -1 is the paper's "decreasing" schedule, 0 a constant r.
+Layer i gets int(first + step * i) with step = (last - first) / (depth - 1), computed in that order so
+that float rounding gives the reference's values exactly.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ def requested_schedule(r: int | Sequence[int], inflection: float | None, depth: 
         return [_check_count(value, f"tome.r[{layer}]") for layer, value in enumerate(r)]
     r = _check_count(r, "tome.r")
     first = int(r * (1.0 - inflection))
-    last = 2 * r - first
-    if depth == 1:
+    if depth == 1:  # the reference divides by depth - 1 here; r keeps the schedule's total, r * depth
         return [r]
-    return [int(first + (last - first) * layer / (depth - 1)) for layer in range(depth)]
+    step = (2 * r - 2 * first) / (depth - 1)  # (last - first) / (depth - 1), last = 2r - first
+    return [int(first + step * layer) for layer in range(depth)]  # the reference's parse_r, rounding included
 
 
 def capped_schedule(requested: Sequence[int], num_tokens: int, num_protected: int) -> list[int]:
