@@ -32,7 +32,7 @@ from fast_ast.data.audio_io import fit_length
 from fast_ast.data.clip_dataset import Clip
 from fast_ast.data.event_targets import clip_targets, frame_targets
 from fast_ast.data.file_corpus import FileCorpusDataModule
-from fast_ast.data.validation import FileInfo, check_known_labels
+from fast_ast.data.validation import FileInfo, LoadFailures, check_known_labels
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,10 @@ class EventWindows(Dataset):
         event_bins: int,
         background: bool,
         training: bool,
+        failures: LoadFailures | None = None,
     ):
         self.recordings, self.infos, self.store = list(recordings), infos, store
+        self.failures = failures or LoadFailures()
         self.clip_samples, self.event_bins = clip_samples, event_bins
         self.num_event_classes, self.background, self.training = num_event_classes, background, training
         self.sample_rate = store.sample_rate
@@ -107,6 +109,9 @@ class EventWindows(Dataset):
         return recording, (index - first) * self.clip_samples
 
     def __getitem__(self, index: int) -> dict:
+        return self.failures.item(index, len(self), self.read)
+
+    def read(self, index: int) -> dict:
         recording, start = self.window(index)
         audio = fit_length(self.store.load(self.infos[recording.path], start, self.clip_samples), self.clip_samples)
         seconds = self.clip_samples / self.sample_rate
@@ -183,5 +188,6 @@ class EventsDataModule(FileCorpusDataModule):
             self.event_bins,
             self.background_class is not None,
             training,
+            self.load_failures,
         )
 
