@@ -1,6 +1,7 @@
 """`python -m fast_ast.predict ckpt_path=... inputs=FILE_OR_DIR [hop_seconds=...]`: label recordings of any length.
 
-Each file is read whole (fast_ast.data.audio_io.read_audio: mono, resampled to the model's rate) and cut
+Each file gets the check training uses (fast_ast.data.validation.describe_file), then is read whole
+(fast_ast.data.audio_io.read_audio: mono, resampled to the model's rate) and cut
 into windows of the model's input length (its training clip length) every `hop_seconds`; windows run
 through the model in batches. Writes in the run directory:
     predictions.csv  file, start_s, end_s, label_1, score_1, ... label_k, score_k   (one row per window)
@@ -33,6 +34,7 @@ from rich.table import Table
 
 from fast_ast.config_keys import check_known_keys
 from fast_ast.data.audio_io import AudioReadError, read_audio
+from fast_ast.data.validation import describe_file
 from fast_ast.inference.files import list_inputs
 from fast_ast.device import resolve_device
 from fast_ast.inference.model import is_event_model, load_for_inference
@@ -68,6 +70,15 @@ class FilePrediction:
     starts: torch.Tensor  # [N] window start samples
     scores: torch.Tensor  # [N, C] window-level class scores
     segments: list[Segment] = field(default_factory=list)
+
+
+def read_checked(path: Path, sample_rate: int) -> torch.Tensor:
+    """The file check training uses (validation.describe_file: truncated, empty, not audio...), then the
+    decode; raises AudioReadError naming the file and the reason."""
+    info = describe_file(str(path))
+    if not info.ok:
+        raise AudioReadError(path, info.reason)
+    return read_audio(path, sample_rate)
 
 
 def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
@@ -192,7 +203,7 @@ def predict(cfg: DictConfig) -> dict:
             for path in files:
                 progress.update(task, description=path.name)
                 try:
-                    waveform = read_audio(path, settings.sample_rate)
+                    waveform = read_checked(path, settings.sample_rate)
                 except AudioReadError as error:
                     unreadable.append(error)
                     progress.advance(task)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -34,10 +35,12 @@ from fast_ast.device import device_description, resolve_device
 from fast_ast.measure.timing import alternating_times
 from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
 from fast_ast.results import RESULTS_FILE, read_results
+from fast_ast.run_dir import FAILED_SUFFIX
 
 FOLD_KEY = "data.fold"
 # Statuses of jobs without a usable result.
 FAILED, UNFINISHED, NOT_STARTED = "failed", "unfinished", "not started"
+COULD_NOT_WRITE = "failed: could not write"  # the job's failure went to <job dir>.failed.json
 
 
 @dataclass
@@ -100,6 +103,10 @@ def job_model(job: Job, device: torch.device):
 
 
 def read_job(num: int, directory: Path, expected: list[str]) -> Job:
+    fallback = directory.parent / f"{directory.name}{FAILED_SUFFIX}"  # fast_ast.run_dir.write_failure
+    if not (directory / RESULTS_FILE).is_file() and fallback.is_file():
+        record = json.loads(fallback.read_text())
+        return Job(num, directory, COULD_NOT_WRITE, list(record.get("overrides", expected)), record)
     if (directory / RESULTS_FILE).is_file():
         results = read_results(directory)
         return Job(num, directory, results.get("status", FAILED), list(results.get("overrides", expected)), results)
@@ -210,9 +217,15 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
             ])
 
 
+def markdown_cell(value) -> str:
+    """A table cell on one line: pipes escaped, line breaks (a multi-line error, a traceback) as <br>."""
+    text = str(value).replace("|", "\\|").replace("\r\n", "\n").replace("\r", "\n")
+    return "<br>".join(line.strip() for line in text.split("\n"))
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
 
 
 CLASSIFICATION_METRICS = ("acc", "balanced_acc", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "mAP")
@@ -231,7 +244,7 @@ def classification_section(jobs: list[Job]) -> list[str]:
 
 
 def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, points: list[Point], front: list[int], folds: bool) -> str:
-    counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, UNFINISHED, NOT_STARTED)}
+    counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, COULD_NOT_WRITE, UNFINISHED, NOT_STARTED)}
     devices = sorted({(j.results.get("throughput") or {}).get("device") for j in jobs if j.throughput is not None})
     lines = [
         f"# Sweep {sweep_dir.name}",

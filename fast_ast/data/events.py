@@ -32,7 +32,15 @@ from fast_ast.data.audio_io import fit_length
 from fast_ast.data.clip_dataset import Clip
 from fast_ast.data.event_targets import clip_targets, frame_targets
 from fast_ast.data.file_corpus import FileCorpusDataModule
-from fast_ast.data.validation import CheckCache, FileInfo, apply_bad_file_policy, check_files, check_known_labels
+from fast_ast.data.validation import (
+    CheckCache,
+    FileInfo,
+    LoadFailures,
+    apply_bad_file_policy,
+    check_files,
+    check_known_labels,
+    check_unique_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +90,10 @@ class EventWindows(Dataset):
         event_bins: int,
         background: bool,
         training: bool,
+        failures: LoadFailures | None = None,
     ):
         self.recordings, self.infos, self.store = list(recordings), infos, store
+        self.failures = failures or LoadFailures()
         self.clip_samples, self.event_bins = clip_samples, event_bins
         self.num_event_classes, self.background, self.training = num_event_classes, background, training
         self.sample_rate = store.sample_rate
@@ -107,6 +117,9 @@ class EventWindows(Dataset):
         return recording, (index - first) * self.clip_samples
 
     def __getitem__(self, index: int) -> dict:
+        return self.failures.item(index, len(self), self.read)
+
+    def read(self, index: int) -> dict:
         recording, start = self.window(index)
         audio = fit_length(self.store.load(self.infos[recording.path], start, self.clip_samples), self.clip_samples)
         seconds = self.clip_samples / self.sample_rate
@@ -179,6 +192,7 @@ class EventsDataModule(FileCorpusDataModule):
         """The usable recordings of one split, only their files checked (what eval of a clip classifier reads);
         their FileInfos land in self.infos (durations), their audio comes from self.store."""
         listed = self.list_clips(split)
+        check_unique_ids(listed, f"{type(self).__name__} {split} split")
         infos = check_files([clip.path for clip in listed], CheckCache(self.check_cache), self.store, self.num_workers)
         self.infos.update(infos)
         excluded = apply_bad_file_policy(infos, self.on_bad_file, self.report_dir)
@@ -199,5 +213,6 @@ class EventsDataModule(FileCorpusDataModule):
             self.event_bins,
             self.background_class is not None,
             training,
+            self.load_failures,
         )
 

@@ -43,7 +43,7 @@ def compile_backbone(backbone: nn.Module, backend: str = "inductor") -> nn.Modul
             shapes = [tuple(arg.shape) for arg in args if isinstance(arg, torch.Tensor)]
             raise CompileError(
                 f"model.compile=true: the backbone was recompiled for {RECOMPILE_LIMIT} different input signatures "
-                f"(last input shapes {shapes}, ToMe {getattr(backbone, 'token_merging', None)}); its shapes change from "
+                f"(last input shapes {shapes}, ToMe {getattr(backbone, 'token_reduction', None)}); its shapes change from "
                 "call to call. Keep the batch size, clip length and ToMe schedule fixed (tome.r as a constant or a "
                 "per-layer list), or train with model.compile=false. TORCH_LOGS=recompiles shows what changed."
             ) from error
