@@ -96,9 +96,10 @@ def write_soundscapes(root):
 
 
 def recordings_config(checkpoint, root, run_dir, *overrides):
+    # data.clip_seconds stays 10 s: the windows are the model's clip length (1 s)
     return compose_config("eval", [
         f"ckpt_path={checkpoint}", "data=events", f"data.root={root}", f"data.classes=[{','.join(CLASSES)}]",
-        "data.background_class=quiet", "data.num_workers=0", f"data.check_cache={run_dir}/checks.sqlite", "data.clip_seconds=1.0",
+        "data.background_class=quiet", "data.num_workers=0", f"data.check_cache={run_dir}/checks.sqlite",
         f"paths.output_dir={run_dir}", "throughput.repeats=1", "throughput.batch_size=2", "throughput.batch_sizes=[1,2]", *overrides,
     ])
 
