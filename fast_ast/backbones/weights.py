@@ -27,7 +27,6 @@ Any other mismatch raises one ValueError listing every key.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from fast_ast.backbones.ast import AST, NUM_PREFIX_TOKENS, patch_grid
 from fast_ast.backbones.base import Backbone
@@ -47,6 +44,7 @@ from fast_ast.backbones.htsat_keys import htsat_to_ours
 from fast_ast.backbones.mobilenet import MobileNetV3Audio
 from fast_ast.backbones.mobilenet_keys import efficientat_to_ours
 from fast_ast.frontend.fbank import FbankFrontend
+from fast_ast.model_files import read_json, read_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +85,7 @@ class Converted:
 def read_file(path: Path) -> tuple[Any, dict[str, str]]:
     """(tensors or checkpoint dict, safetensors metadata) of a `.safetensors` or torch file."""
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        return load_file(str(path)), metadata
+        return read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True), {}
     except Exception as error:  # an unreadable or non-tensor pickle: name the file, keep the cause
@@ -143,7 +139,7 @@ def from_hf(directory: Path, backbone: AST) -> Converted:
     for required in (config_path, weights_path):
         if not required.is_file():
             raise ValueError(f"{directory}: a Hugging Face AST directory needs {required.name} (not found)")
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path)
     ours = hf_config(backbone)
     differences = []
     for key in HF_ARCHITECTURE_KEYS:
@@ -165,7 +161,7 @@ def from_hf(directory: Path, backbone: AST) -> Converted:
         )
     grid_keys = ("num_mel_bins", "max_length", "patch_size", "frequency_stride", "time_stride")
     grid = patch_grid(*(config[key] for key in grid_keys)) if all(key in config for key in grid_keys) else None
-    return Converted(hf_to_ast(load_file(str(weights_path))), grid)
+    return Converted(hf_to_ast(read_safetensors(weights_path)[0]), grid)
 
 
 def from_timm(state: dict[str, torch.Tensor], num_prefix_tokens: int = NUM_PREFIX_TOKENS) -> Converted:

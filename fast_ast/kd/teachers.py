@@ -23,6 +23,7 @@ from fast_ast.backbones.hf_keys import hf_head_eps
 from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.modules.checkpoint import load_classifier
+from fast_ast.model_files import read_json
 
 FORMATS = ("auto", "project", "hf")
 HF_CONFIG_KEYS = (
@@ -70,7 +71,7 @@ def freeze(model: nn.Module) -> nn.Module:
 def read_json_file(path: Path, required: tuple[str, ...]) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent}: a Hugging Face AST teacher needs {path.name} (not found)")
-    content = json.loads(path.read_text())
+    content = read_json(path)
     absent = [key for key in required if key not in content]
     if absent:
         raise ValueError(f"{path}: missing {', '.join(absent)}")

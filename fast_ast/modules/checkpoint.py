@@ -17,16 +17,15 @@ itself; its hyper_parameters go through the same validation.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from fast_ast.backbones.registry import validate_spec
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.model_files import read_json, read_safetensors
 
 # The dotted path checkpoints of the first releases stored for the AST; read as a name, never imported.
 LEGACY_AST_TARGET = "fast_ast.backbones.ast.AST"
@@ -100,16 +99,13 @@ def read_export(path: Path) -> dict[str, Any]:
     for required in (config_path, weights_path):
         if not required.is_file():
             raise FileNotFoundError(f"{directory}: a fast_ast export needs {required.name} (not found)")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_path} is not valid JSON: {error}") from None
+    config = read_json(config_path)
     if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
         hint = " (a Hugging Face export: train from it with model.pretrained=DIR)" if isinstance(config, dict) and "model_type" in config else ""
         raise ValueError(f"{config_path} is not a fast_ast export: no \"format\": \"{EXPORT_FORMAT}\"{hint}")
     if config.get("model") not in EXPORT_MODELS:
         raise ValueError(f"{config_path}: model must be one of {EXPORT_MODELS}, got {config.get('model')!r}")
-    state = load_file(str(weights_path))
+    state = read_safetensors(weights_path)[0]
     return {"state_dict": state, "hyper_parameters": check_hyper_parameters(config.get("hyper_parameters"), config_path), "model": config["model"]}
 
 
