@@ -75,7 +75,7 @@ def section_tome_eval(s: dict) -> dict:
     runs = {}
     for batch in s["tome_batches"]:
         cfg = bench_config([
-            "suite=tome", s["device"], *s["model"], f"tome.r=[0,{s['tome_r']}]", f"batch_size={batch}",
+            "suite=tome", s["device"], *s["model"], f"tome_suite.r=[0,{s['tome_r']}]", f"batch_size={batch}",
             "warmup=2", f"repeats={s['repeats']}",
         ])
         runs[str(batch)] = tome.run(cfg)
