@@ -153,29 +153,29 @@ class Distillation:
         return missing
 
     # ---- training ------------------------------------------------------------------------------
-    def file_logits(self, clip_ids: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean logits [B, C] of the clean files and [B] presence (a clip needs a row in every file)."""
+    def file_logits(self, clip_ids: list[str], device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Logits [B, C] of each clean file and [B] presence (a clip needs a row in every file)."""
         rows = [store.lookup(list(clip_ids), device) for _, store in self.files]
         present = torch.stack([p for _, p in rows]).all(dim=0)
         if self.missing == "error" and not bool(present.all()):
             absent = [clip_id for clip_id, has in zip(clip_ids, present.tolist()) if not has]
             raise ValueError(f"kd.path: no teacher logits for clips {quoted(absent)} (kd.missing=error)")
-        return torch.stack([logits for logits, _ in rows]).mean(dim=0), present
+        return [logits for logits, _ in rows], present
 
     def teacher_probs(self, batch: dict, augment) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(teacher probabilities [B, C], has_teacher [B] bool, clips without a teacher row) on the batch's device."""
         device = batch["audio"].device
         if self.files:
-            logits, present = self.file_logits(batch["id"], device)
-            probs = teacher_targets(logits, self.temperature, self.multilabel)
-            if "mix_weight" in batch:  # clean logits: mix the partner's probabilities like the labels
-                partner, partner_present = self.file_logits(batch["mix_id"], device)
-                weight = batch["mix_weight"].view(-1, 1)
-                probs = weight * probs + (1 - weight) * teacher_targets(partner, self.temperature, self.multilabel)
-                present = present & (partner_present | (batch["mix_weight"] >= 1))
+            parts, present = self.file_logits(batch["id"], device)
             if not (self.teachers or self.views):
+                probs = teacher_targets(torch.stack(parts).mean(dim=0), self.temperature, self.multilabel)
+                if "mix_weight" in batch:  # clean logits: mix the partner's probabilities like the labels
+                    partner, partner_present = self.file_logits(batch["mix_id"], device)
+                    weight = batch["mix_weight"].view(-1, 1)
+                    probs = weight * probs + (1 - weight) * teacher_targets(torch.stack(partner).mean(dim=0), self.temperature, self.multilabel)
+                    present = present & (partner_present | (batch["mix_weight"] >= 1))
                 return probs, present, (~present).sum()
-            parts, present_all = [logits], present
+            present_all = present
         else:
             parts, present_all = [], torch.ones(batch["audio"].shape[0], dtype=torch.bool, device=device)
         parts += [teacher.view_logits(batch, augment).float() for _, teacher in self.teachers]
