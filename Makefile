@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test bench venv clean-venv slurm-up
+.PHONY: train test bench venv clean-venv slurm-up slurm-down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m fast_ast.bench $(ARGS)
 
-# A one-node SLURM cluster on this machine (root; installs Debian's slurm and munge when missing).
+# A SLURM cluster of NODES compute nodes (network + UTS namespaces) on this machine; root; installs
+# Debian's slurm and munge when missing. Idempotent; `make slurm-down` removes it (README: SLURM).
+NODES ?= 2
 slurm-up:
-	bash fast_ast/cluster/local_slurm.sh
+	bash fast_ast/cluster/local_slurm.sh up $(NODES)
+
+slurm-down:
+	bash fast_ast/cluster/local_slurm.sh down
 
 clean-venv:
 	rm -rf $(VENV)

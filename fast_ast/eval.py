@@ -24,15 +24,12 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fast_ast.bench.timing import eval_throughput
-from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import load_for_inference, tome_setting
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.resolvers import CONF_DIR, register_resolvers
-from fast_ast.results import write_results
+from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
-from fast_ast.train import job_overrides
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -44,7 +41,7 @@ PREDICTIONS_FILE = "predictions.csv"
 class ClipScoreRecorder(Callback):
     """Collects every evaluated clip's id, target and class scores [C] during validate/test.
 
-    The scores are read from the classification head's output (a forward hook on `backbone.mlp_head`, which
+    The scores are read from the classification head's output (a forward hook on `backbone.classifier`, which
     every model type calls once per batch), so the evaluation forward pass is not repeated.
     """
 
@@ -56,7 +53,7 @@ class ClipScoreRecorder(Callback):
         self.hook = None
 
     def start(self, pl_module: AudioClassifier) -> None:
-        self.hook = pl_module.backbone.mlp_head.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
+        self.hook = pl_module.backbone.classifier.register_forward_hook(lambda module, inputs, output: self.pending.append(output.detach()))
 
     def stop(self) -> None:
         if self.hook is not None:
@@ -168,25 +165,18 @@ def evaluate(cfg: DictConfig) -> dict:
 
     device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
     model.to(device)
-    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
-    per_layer = tokens_per_layer(model.backbone.eval(), model.frontend(example[:1]))
     monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
     results = {
         "task": "eval",
         "status": "completed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "split": cfg.split,
         "monitor": {"name": monitor, "best": metrics.get(monitor)},
         "metrics": metrics,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"input": per_layer[0], "per_layer": per_layer},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from fast_ast.data.audio_io import AudioReadError, read_audio
 from fast_ast.inference.files import list_inputs
-from fast_ast.bench.timing import resolve_device
+from fast_ast.device import resolve_device
 from fast_ast.inference.model import is_event_model, load_for_inference
 from fast_ast.inference.segments import Segment, merge_active
 from fast_ast.inference.windows import FrameAverager, cut_windows, tiling_spans, window_starts

@@ -13,7 +13,7 @@ listed as well as one that failed (results.json status "failed") or never finish
 
 Each job measured its own throughput where and when it ran; jobs on different machines, or on one
 shared machine under changing load, are not comparable. --remeasure times every completed job's
-evaluated weights again here, in alternating rounds (fast_ast.bench.timing), and uses those figures.
+evaluated weights again here, in alternating rounds (fast_ast.measure.timing), and uses those figures.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from fast_ast.bench.timing import alternating_times, device_description
+from fast_ast.device import device_description, resolve_device
+from fast_ast.measure.timing import alternating_times
 from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
 from fast_ast.results import RESULTS_FILE, read_results
 
@@ -72,7 +73,7 @@ def remeasure_throughput(jobs: list[Job], device: str, batch_size: int, repeats:
     weights timed here: every job once per round, in turn, median over `repeats` rounds."""
     from fast_ast.modules.checkpoint import load_classifier
 
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    device = resolve_device(device)
     calls = {}
     for job in (j for j in jobs if j.status == "completed"):
         model = load_classifier(evaluated_checkpoint(job)).to(device)

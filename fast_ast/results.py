@@ -11,6 +11,7 @@ Keys (version 1):
   checkpoints    {"best": path | null, "last": path | null, "averaged": path | null}
   params         {"total": int, "trainable": int}
   tokens         {"input": N tokens entering block 1, "per_layer": [tokens entering each block]}
+                 (null and [] for backbones without token blocks)
   throughput     {"clips_per_s": float, "batch_size": int, "repeats": int, "device": str}
   tome           the tome config ({"r": .., ...}); kd: the kd config
   wall_time_s    seconds from start to end of the task
@@ -22,6 +23,12 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+
+from fast_ast.measure.timing import eval_throughput
+from fast_ast.measure.tokens import tokens_per_layer
 
 RESULTS_FILE = "results.json"
 RESULTS_VERSION = 1
@@ -39,6 +46,28 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def this_job_overrides() -> list[str]:
+    """This Hydra job's command-line overrides ([] outside a Hydra run)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def model_record(model: torch.nn.Module, batch_size: int, repeats: int) -> dict[str, Any]:
+    """The `params`, `tokens` and `throughput` entries of a trained model (an AudioClassifier) on its device:
+    eval clips/s of waveform -> logits on a batch of random clips, median of `repeats`."""
+    device = next(model.parameters()).device
+    example = torch.randn(batch_size, model.hparams.clip_samples, device=device) * 0.1
+    backbone = model.backbone.eval()
+    per_layer = tokens_per_layer(backbone, model.frontend(example[:1]))
+    return {
+        "params": {
+            "total": sum(p.numel() for p in backbone.parameters()),
+            "trainable": sum(p.numel() for p in backbone.parameters() if p.requires_grad),
+        },
+        "tokens": {"input": per_layer[0] if per_layer else None, "per_layer": per_layer},
+        "throughput": eval_throughput(model, example, repeats=repeats),
+    }
 
 
 def write_results(run_dir: str | Path, results: dict[str, Any]) -> Path:

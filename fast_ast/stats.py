@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from fast_ast.data.datamodule import AudioDataModule
+from fast_ast.device import resolve_device
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
@@ -53,7 +54,7 @@ def fbank_statistics(datamodule: AudioDataModule, batch_size: int, device: torch
 def main(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(cfg.device)
     stats = fbank_statistics(datamodule, cfg.batch_size, device, cfg.max_clips)
     print(f"# fbank statistics of {stats['clips']} training clips ({stats['values']} values); paste under features:")
     print(f"  norm_mean: {stats['mean']:.6g}")

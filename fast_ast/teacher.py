@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from fast_ast.bench.throughput import bench_device
+from fast_ast.device import resolve_device
 from fast_ast.data.datamodule import SPLITS
 from fast_ast.data.views import OrderedViews
 from fast_ast.frontend.augment import Augment
@@ -117,7 +117,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
     """Runs the teacher(s) over cfg.data as the module docstring says and writes cfg.output; returns its path."""
     if int(cfg.views) < 0 or int(cfg.topk) < 0:
         raise ValueError(f"views and topk must be >= 0, got views={cfg.views}, topk={cfg.topk}")
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data)
     teachers = [teacher.to(device) for teacher in load_teachers(cfg, datamodule)]
     if int(cfg.topk) > datamodule.num_classes:

@@ -22,12 +22,12 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from fast_ast.bench.timing import eval_throughput
-from fast_ast.bench.tokens import tokens_per_layer
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
+from fast_ast.cluster.requeue import RequeueSignal
 from fast_ast.modules.build import build_model
+from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
-from fast_ast.results import write_results
+from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to continue from, checked like every checkpoint read (weights only, plain settings)."""
     if cfg.resume in (None, "none", "null"):
         return None
     if cfg.resume == "auto":
@@ -47,14 +48,13 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         if not last.is_file():
             return None
         log.info("resume=auto: continuing from %s", last)
-        return str(last)
-    if not Path(cfg.resume).is_file():
+        path = str(last)
+    elif not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
-    return str(cfg.resume)
-
-
-def job_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    else:
+        path = str(cfg.resume)
+    read_checkpoint(path)
+    return path
 
 
 def point_ddp_ranks_at_this_job() -> None:
@@ -103,7 +103,7 @@ def train(cfg: DictConfig) -> dict:
         logger=loggers or False,
         reload_dataloaders_every_n_epochs=1 if datamodule.reloads_each_epoch else 0,
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir), weights_only=True)
 
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing is not None else ""
@@ -120,31 +120,22 @@ def train(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:  # DDP: rank 0 measures, records and prints
         return {"status": "completed", "metrics": metrics}
 
-    device = next(model.parameters()).device
-    example = torch.randn(cfg.throughput.batch_size, datamodule.clip_samples, device=device) * 0.1
-    backbone = model.backbone.eval()
     results = {
         "task": "train",
         "status": "completed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "monitor": {
             "name": cfg.data.monitor,
             "best": float(checkpointing.best_model_score) if checkpointing is not None and checkpointing.best_model_score is not None else None,
         },
         "metrics": metrics,
         "checkpoints": {"best": best or None, "last": last or None, "averaged": averaged},
-        "params": {
-            "total": sum(p.numel() for p in model.backbone.parameters()),
-            "trainable": sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
-        },
-        "tokens": {"per_layer": tokens_per_layer(backbone, model.frontend(example[:1]))},
-        "throughput": eval_throughput(model, example, repeats=cfg.throughput.repeats),
+        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
         "tome": OmegaConf.to_container(cfg.tome, resolve=True),
         "kd": OmegaConf.to_container(cfg.kd, resolve=True),
         "wall_time_s": time.time() - started,
     }
-    results["tokens"]["input"] = results["tokens"]["per_layer"][0]
     summarise_in_wandb(loggers, results)
     write_results(run_dir, results)
     print_summary(results)
@@ -182,7 +173,7 @@ def record_failure(cfg: DictConfig, error: BaseException, started: float) -> Non
         "task": "train",
         "status": "failed",
         "run_dir": str(run_dir.resolve()),
-        "overrides": job_overrides(),
+        "overrides": this_job_overrides(),
         "error": f"{type(error).__name__}: {error}",
         "traceback": str(run_dir / "traceback.txt"),
         "wall_time_s": time.time() - started,
@@ -195,10 +186,13 @@ def train_and_record(cfg: DictConfig) -> dict:
     """train(cfg); a failure is written to the job's directory and re-raised. Hydra's sweepers run the
     remaining jobs of the sweep before reporting failures, so one failed job does not stop the others."""
     started = time.time()
+    requeue = RequeueSignal()
     try:
         results = train(cfg)
     except Exception as error:
         finish_wandb_run(exit_code=1)
+        if requeue.received:  # a rank > 0 of a job SLURM is requeueing: the next run continues it
+            raise SystemExit(f"requeued ({requeue.signum.name}) during {type(error).__name__}: {error}") from error
         if rank_zero_only.rank == 0:
             record_failure(cfg, error, started)
         raise

@@ -1,5 +1,6 @@
 """Self-attention on the fused path and the readout block (last block computed for the prefix rows only),
-against timm's own Attention/Block and the full computation sliced afterwards."""
+against timm's own Attention/Block and the full computation sliced afterwards. Two computation orders
+are compared in float64, where correct ones agree to ~1e-12 whatever kernels the CPU picks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fast_ast.tome.block import size_bias
 
 def random_block(dim: int = 32, heads: int = 4) -> Block:
     torch.manual_seed(0)
-    block = Block(dim, heads, qkv_bias=True).eval()
+    block = Block(dim, heads, qkv_bias=True).double().eval()
     with torch.no_grad():
         for parameter in block.parameters():  # LayerNorm weights/biases too: nothing left at 1 or 0
             parameter.normal_(0, 0.3)
@@ -23,7 +24,7 @@ def random_block(dim: int = 32, heads: int = 4) -> Block:
 
 def test_self_attention_equals_timm_attention():
     block = random_block()
-    x = torch.randn(3, 9, 32)
+    x = torch.randn(3, 9, 32, dtype=torch.float64)
     out, keys = self_attention(block.attn, x)
     torch.testing.assert_close(out, block.attn(x))
     expected_keys = block.attn.qkv(x)[..., 32:64].reshape(3, 9, 4, 8)
@@ -32,11 +33,11 @@ def test_self_attention_equals_timm_attention():
 
 def test_readout_block_equals_the_full_block_sliced():
     block = random_block()
-    x = torch.randn(3, 9, 32)
+    x = torch.randn(3, 9, 32, dtype=torch.float64)
     for rows in (1, 2, 5):
         torch.testing.assert_close(readout_block_forward(block, x, rows), block(x)[:, :rows])
     # with an additive key bias (ToMe's proportional attention) too
-    size = torch.randint(1, 4, (3, 9, 1)).float()
+    size = torch.randint(1, 4, (3, 9, 1)).double()
     bias = size_bias(size, x.dtype)
     full, _ = self_attention(block.attn, x, bias)
     torch.testing.assert_close(self_attention(block.attn, x, bias, num_queries=2)[0], full[:, :2])
@@ -44,7 +45,7 @@ def test_readout_block_equals_the_full_block_sliced():
 
 def test_readout_block_gives_the_same_gradients():
     block = random_block()
-    x = torch.randn(2, 9, 32, requires_grad=True)
+    x = torch.randn(2, 9, 32, dtype=torch.float64, requires_grad=True)
     readout_block_forward(block, x, 2).square().sum().backward()
     readout = {name: p.grad.clone() for name, p in block.named_parameters()} | {"x": x.grad.clone()}
     block.zero_grad()
@@ -58,8 +59,8 @@ def test_readout_block_gives_the_same_gradients():
 
 def test_ast_forward_reads_the_same_logits_as_the_full_last_block():
     torch.manual_seed(1)
-    model = AST(num_classes=5, input_fdim=32, input_tdim=48, fstride=8, tstride=8, embed_dim=32, depth=3, num_heads=2).eval()
-    x = torch.randn(2, 48, 32)
+    model = AST(num_classes=5, input_fdim=32, input_tdim=48, fstride=8, tstride=8, embed_dim=32, depth=3, num_heads=2).double().eval()
+    x = torch.randn(2, 48, 32, dtype=torch.float64)
     for r in (0, 2, [1, 2, 3]):  # plain, then ToMe (merges in the last block only touch unread rows)
         apply_tome(model, r=r)
         full = model.forward_features(x)

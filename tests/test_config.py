@@ -21,7 +21,13 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes(group, option, tmp_path):
     cfg = compose_config("train", [*TINY_MODEL, *QUIET_RUN, f"paths.output_dir={tmp_path}", f"{group}={option}"])
-    assert OmegaConf.select(cfg, group.replace("/", ".")) is not None or group in ("logger",)
+    selected = OmegaConf.select(cfg, group.replace("/", "."))
+    if (group, option) == ("logger", "none"):
+        assert selected in (None, {})  # no experiment logger at all
+    else:
+        assert selected, f"{group}={option} composed to {selected!r}"
+        if group in ("logger", "callbacks"):  # each entry is something Lightning is given
+            assert all("_target_" in entry for entry in selected.values() if entry is not None)
     # everything that does not need an external path resolves
     if group not in ("data",):
         OmegaConf.to_container(cfg.model, resolve=True)

@@ -20,7 +20,7 @@ from fast_ast.modules.event_classifier import (
 )
 from tests.fixtures.corpora import make_events, write_bad
 from tests.fixtures.runs import build_datamodule, corpus_overrides, train_on
-from tests.helpers import compose_config
+from tests.helpers import assert_close_scaled, compose_config
 
 TINY_BACKBONE = {"name": "ast", "embed_dim": 32, "depth": 2, "num_heads": 2}
 
@@ -129,7 +129,7 @@ def test_event_model_frame_outputs_and_time_resolution():
     frames = model.frame_logits(audio)
     assert frames.shape == (2, 9, 3)  # t_dim of 100 frames with tstride 10
     torch.testing.assert_close(model.frame_times(9)[[0, 8]], torch.tensor([0.0875, 0.8875], dtype=torch.float64))
-    torch.testing.assert_close(model(audio), model.outputs(model.frontend(audio))[0])
+    assert_close_scaled(model(audio), model.outputs(model.frontend(audio))[0])  # readout vs full last block
     merged = event_model(tome={"r": 20})
     assert merged.backbone.token_merging is not None and merged.backbone.token_merging.trace_source
     merged_frames = merged.frame_logits(audio)

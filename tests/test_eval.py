@@ -65,7 +65,7 @@ def test_eval_with_off_the_shelf_token_merging(trained_classifier, tmp_path):
     merged, plain = load_classifier(trained_classifier.best, tome={"r": 4}), load_classifier(trained_classifier.best)
     with torch.no_grad():
         expected, unmerged = merged.scores(merged(audio)), plain.scores(plain(audio))
-    assert torch.allclose(written, expected, atol=1e-5)
+    assert torch.allclose(written, expected, atol=1e-4)  # probabilities, batch of 8 vs the eval batches
     assert not torch.allclose(written, unmerged, atol=1e-3)
 
 

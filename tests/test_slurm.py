@@ -1,103 +1,105 @@
-"""hydra/launcher=slurm on a real SLURM cluster (CI: the one-node cluster of fast_ast/cluster/local_slurm.sh).
+"""The local cluster of fast_ast/cluster/local_slurm.sh (`make slurm-up NODES=2`): its topology, that
+its traffic stays on loopback and the links it made, that `up` is idempotent and `down` leaves nothing.
 
-A 2-job sweep whose jobs train identically (they differ only in throughput.repeats); job 0 is requeued
-with `scontrol requeue` after its first epoch's checkpoint, restarts in its own directory, resumes from
-last.ckpt and must end with exactly the weights and metrics of job 1, which ran uninterrupted.
+The sweeps through it: tests/test_slurm_ddp.py (multi-node DDP, SIGUSR1) and tests/test_slurm_failover.py.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import shutil
 import subprocess
-import sys
-import time
+from pathlib import Path
 
 import pytest
-import torch
-from omegaconf import OmegaConf
 
-from fast_ast.report import report
-from fast_ast.results import read_results
-from tests.helpers import REPO, TINY_MODEL
+from tests.slurm_jobs import CLUSTER_SCRIPT, NODES, needs_cluster
 
 pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("sinfo") is None,
-        reason="no SLURM client (sinfo): start a local cluster with `make slurm-up` (as root; .ci/run does)",
-    ),
+    *needs_cluster,
+    pytest.mark.skipif(os.geteuid() != 0, reason="fast_ast/cluster/local_slurm.sh makes namespaces and starts daemons: root only"),
 ]
 
-SWEEP = (
-    "-m", "throughput.repeats=1,2", "hydra/launcher=slurm_local", *TINY_MODEL,
-    "data.train_size=96", "data.val_size=16", "data.test_size=16", "data.batch_size=16",
-    "trainer.max_epochs=6", "trainer.enable_progress_bar=false", "throughput.batch_size=2",
-)  # 5 epochs left after the first checkpoint: time enough to requeue the job mid-training
-TIMEOUT_S = 400
+SUBNET = ipaddress.ip_network("10.213.0.0/24")
+NODE_ADDRS = {"fa-node1": "10.213.0.11", "fa-node2": "10.213.0.12"}
+UTS_DIR = Path("/run/fast_ast_slurm")
 
 
-def wait_for(condition, what: str, launcher: subprocess.Popen, timeout: float = TIMEOUT_S, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if launcher.poll() is not None:
-            raise AssertionError(f"the sweep ended ({launcher.returncode}) before {what}:\n{launcher.communicate()[0][-5000:]}")
-        time.sleep(poll)
-    launcher.kill()
-    raise AssertionError(f"timed out waiting for {what}:\n{launcher.communicate()[0][-5000:]}")
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
 
 
-def job_state(job_id: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
-
-
-def test_slurm_sweep_with_a_requeued_job_resumes_and_matches_the_uninterrupted_one(tmp_path):
-    subprocess.run(["sinfo"], check=True, capture_output=True)  # the cluster answers
-    sweep = tmp_path / "sweep"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "fast_ast.train", *SWEEP, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        job0 = sweep / "0"
-        wait_for(lambda: (job0 / "checkpoints" / "last.ckpt").is_file(), "job 0's first checkpoint", launcher)
-        job_id = str(OmegaConf.load(job0 / ".hydra" / "hydra.yaml").hydra.job.id)  # "<array>_0"
-        assert not (job0 / "results.json").exists(), "job 0 finished before it could be requeued"
-        subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-        # SLURM holds a requeued job for 2 minutes (BeginTime); release it once it is pending. Not in the
-        # second its old allocation was revoked: slurmd would refuse the new one ("credential revoked").
-        wait_for(lambda: job_state(job_id) == "PENDING", f"job {job_id} pending again", launcher, poll=0.2)
-        time.sleep(2)
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True)
-        output, _ = launcher.communicate(timeout=TIMEOUT_S)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            arrays = {p.name.split("_")[0] for p in (sweep / ".submitit").glob("*_*")}
-            subprocess.run(["scancel", *arrays], capture_output=True)
-    assert launcher.returncode == 0, output[-5000:]
-
-    assert "resume=auto: continuing from" in (job0 / "train.log").read_text()
-    requeued, uninterrupted = read_results(job0), read_results(sweep / "1")
-    assert requeued["status"] == uninterrupted["status"] == "completed"
-    assert requeued["metrics"] == uninterrupted["metrics"]
-    assert requeued["monitor"] == uninterrupted["monitor"]
-    weights = [torch.load(sweep / n / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for n in ("0", "1")]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-
-    rows = (report(sweep)["csv"]).read_text().splitlines()
-    assert [row.split(",")[:3] for row in rows[1:]] == [["0", "completed", "1"], ["1", "completed", "2"]]
-
-
-def test_local_cluster_script_is_idempotent():
-    if os.geteuid() != 0:
-        pytest.skip("fast_ast/cluster/local_slurm.sh starts daemons: root only")
-    process = subprocess.run(["bash", str(REPO / "fast_ast" / "cluster" / "local_slurm.sh")], capture_output=True, text=True, timeout=120)
+def cluster(action: str) -> subprocess.CompletedProcess:
+    process = run("bash", str(CLUSTER_SCRIPT), action, *(["2"] if action == "up" else []))
     assert process.returncode == 0, process.stderr
-    assert "partition debug" in process.stdout
-    assert subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True).stdout.split() == ["debug*", "up"]
+    return process
+
+
+def listening(namespace: str | None) -> list[tuple[str, str]]:
+    """(local address, process) of every listening TCP socket of the daemons in a network namespace."""
+    command = ["ss", "-Hltnp"] if namespace is None else ["ip", "netns", "exec", namespace, "ss", "-Hltnp"]
+    sockets = []
+    for line in run(*command).stdout.splitlines():
+        fields = line.split()
+        if "slurm" in line or "munge" in line:
+            sockets.append((fields[3].rsplit(":", 1)[0].strip("[]"), fields[-1]))
+    return sockets
+
+
+def slurmd_pid(node: str) -> int:
+    return int(Path(f"/run/slurmd-{node}.pid").read_text())
+
+
+def test_two_nodes_each_in_its_own_network_and_uts_namespace_on_a_private_bridge():
+    cluster("up")
+    states = dict(line.split() for line in run("sinfo", "-h", "-N", "-o", "%N %T").stdout.splitlines())
+    assert states == {node: "idle" for node in NODES}
+    for node in NODES:
+        pid = slurmd_pid(node)
+        assert str(pid) in run("ip", "netns", "pids", node).stdout.split()
+        assert os.stat(f"/proc/{pid}/ns/uts").st_ino == os.stat(UTS_DIR / f"{node}.uts").st_ino
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{node}").st_ino != os.stat(f"/proc/{os.getpid()}/ns/net").st_ino
+        assert run("nsenter", f"--uts={UTS_DIR / f'{node}.uts'}", "hostname").stdout.strip() == node
+        addresses = run("ip", "-n", node, "-o", "-4", "addr", "show").stdout
+        assert f"inet {NODE_ADDRS[node]}/24" in addresses and addresses.count("inet ") == 2  # lo + eth0
+
+
+def test_daemons_listen_only_on_loopback_or_the_cluster_subnet():
+    cluster("up")
+    sockets = {None: listening(None), **{node: listening(node) for node in NODES}}
+    assert any("slurmctld" in proc for _, proc in sockets[None])
+    assert all(any("slurmd" in proc for _, proc in sockets[node]) for node in NODES)
+    for namespace, found in sockets.items():
+        for address, proc in found:
+            ip = ipaddress.ip_address(address)
+            assert ip in SUBNET or ip.is_loopback, f"{proc} listens on {address} in {namespace or 'the root namespace'}"
+
+
+def test_a_two_node_batch_job_runs_one_task_on_each_node(tmp_path):
+    cluster("up")
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\nsrun bash -c 'echo $SLURM_PROCID $(hostname) $(hostname -I)'\n")
+    out = tmp_path / "job.out"
+    run("sbatch", "--wait", "--nodes=2", "--ntasks-per-node=1", f"--output={out}", str(script), cwd=tmp_path)
+    tasks = sorted(line.split() for line in out.read_text().splitlines())
+    assert tasks == [["0", "fa-node1", NODE_ADDRS["fa-node1"]], ["1", "fa-node2", NODE_ADDRS["fa-node2"]]]
+
+
+def test_up_is_idempotent_and_down_removes_everything():
+    cluster("up")
+    before = {node: slurmd_pid(node) for node in NODES}
+    again = cluster("up")
+    assert "2 nodes up" in again.stdout
+    assert {node: slurmd_pid(node) for node in NODES} == before  # nothing restarted
+
+    cluster("down")
+    try:
+        assert not [line for line in run("ip", "netns", "list").stdout.splitlines() if line.startswith("fa-node")]
+        assert run("ip", "link", "show", "fa-slurm0").returncode != 0
+        assert "fast_ast local_slurm" not in Path("/etc/hosts").read_text()
+        assert not UTS_DIR.exists()
+        daemons = [line.split() for line in run("ps", "-eo", "stat=,comm=").stdout.splitlines()]
+        assert not [comm for stat, comm in daemons if comm in ("slurmctld", "slurmd") and not stat.startswith("Z")]
+    finally:
+        cluster("up")  # the other SLURM tests need it
+    assert dict(line.split() for line in run("sinfo", "-h", "-N", "-o", "%N %T").stdout.splitlines()) == {n: "idle" for n in NODES}

@@ -150,7 +150,7 @@ def test_r_zero_is_exactly_the_plain_ast():
 
 
 def test_tome_block_with_r_zero_matches_the_timm_block():
-    model, x = tiny_ast(), torch.randn(2, 11, 32)
+    model, x = tiny_ast().double(), torch.randn(2, 11, 32, dtype=torch.float64)  # two orders: float64
     block = model.v.blocks[0]
     out, size, source = tome_block_forward(block, x, r=0, num_protected=2)
     torch.testing.assert_close(out, block(x))
@@ -167,9 +167,10 @@ def sized_attention_reference(attn, x: torch.Tensor, size: torch.Tensor) -> torc
 
 
 def test_proportional_attention_matches_explicit_softmax_and_duplicated_keys():
-    attn = tiny_ast().v.blocks[0].attn
+    attn = tiny_ast().double().v.blocks[0].attn  # fused SDPA vs the written-out softmax: float64
     torch.manual_seed(2)
-    x, size = torch.randn(2, 6, 32), torch.tensor([1.0, 1, 3, 1, 2, 1]).expand(2, 6).unsqueeze(-1)
+    x = torch.randn(2, 6, 32, dtype=torch.float64)
+    size = torch.tensor([1.0, 1, 3, 1, 2, 1], dtype=torch.float64).expand(2, 6).unsqueeze(-1)
     out, keys = self_attention(attn, x, size_bias(size, x.dtype))
     torch.testing.assert_close(out, sized_attention_reference(attn, x, size))
     assert keys.shape == (2, 6, 2, 16)  # [B, N, heads, head_dim]
@@ -179,12 +180,12 @@ def test_proportional_attention_matches_explicit_softmax_and_duplicated_keys():
     torch.testing.assert_close(out, duplicated[:, [0, 1, 2, 5, 6, 8]])
     # all sizes 1: proportional attention changes nothing
     plain, _ = self_attention(attn, x)
-    torch.testing.assert_close(self_attention(attn, x, size_bias(torch.ones(2, 6, 1), x.dtype))[0], plain)
+    torch.testing.assert_close(self_attention(attn, x, size_bias(torch.ones(2, 6, 1, dtype=x.dtype), x.dtype))[0], plain)
     assert not torch.allclose(out, plain)
 
 
 def test_prop_attn_switch_changes_merged_models_only():
-    model, features = tiny_ast(depth=3), torch.randn(2, 32, 32)
+    model, features = tiny_ast(depth=3).double(), torch.randn(2, 32, 32, dtype=torch.float64)
     apply_tome(model, r=3, prop_attn=True)
     with_prop = model(features)
     apply_tome(model, r=3, prop_attn=False)

@@ -22,8 +22,14 @@ def test_train_command_writes_results_and_checkpoints(tmp_path):
     assert RESULT_KEYS <= set(results)
     assert results["status"] == "completed" and results["task"] == "train"
     assert "trainer.max_epochs=2" in results["overrides"]
-    for key in ("val/acc", "val/mAP", "val/auc", "val/d_prime", "test/acc", "test/loss"):
-        assert 0.0 <= results["metrics"][key] or key.endswith("d_prime"), key
+    metrics = results["metrics"]
+    for key in ("val/acc", "val/mAP", "val/auc", "test/acc", "test/mAP", "test/auc"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    for stage in ("val", "test"):
+        assert metrics[f"{stage}/loss"] > 0.0
+        # d' = sqrt(2) * probit(AUC) (AST's d_prime; AUC kept inside (0, 1)), so it follows from the logged AUC
+        expected = 2**0.5 * torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(metrics[f"{stage}/auc"], dtype=torch.float64).clamp(1e-6, 1 - 1e-6))
+        assert abs(metrics[f"{stage}/d_prime"] - float(expected)) <= 1e-4 * max(1.0, abs(float(expected))), stage
     assert results["monitor"]["name"] == "val/acc"
     assert results["throughput"]["clips_per_s"] > 0 and results["throughput"]["device"].startswith("cpu")
     assert results["tokens"]["input"] == 2 + 12 * 9
@@ -65,3 +71,14 @@ def test_weight_averaging_callback_math():
 def test_batch_size_schedule_trains(tmp_path):
     results = run_train(tmp_path, "trainer.max_epochs=2", "data.batch_size=[8,24]")
     assert results["status"] == "completed"
+
+
+def test_a_seeded_run_repeats_exactly(tmp_path):
+    # same seed, same machine: the same metrics and weights (the README's reruns rely on this)
+    first = run_train(tmp_path / "first", "seed=7")
+    second = run_train(tmp_path / "second", "seed=7")
+    assert first["metrics"] == second["metrics"]
+    weights = [torch.load(run["checkpoints"]["last"], map_location="cpu", weights_only=True)["state_dict"] for run in (first, second)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    other = run_train(tmp_path / "other", "seed=8")
+    assert other["metrics"] != first["metrics"]  # the seed is what decides

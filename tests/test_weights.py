@@ -65,14 +65,15 @@ def hf_model(tmp_path_factory):
 
 def test_hf_directory_gives_transformers_logits(hf_model, caplog):
     model, directory = hf_model
-    ours = AST(5, input_tdim=100, norm_eps=1e-12, **TINY).eval()  # HF's default layer_norm_eps
+    ours = AST(5, input_tdim=100, norm_eps=1e-12, head_norm_eps=1e-12, **TINY).eval()  # HF's one layer_norm_eps
     with caplog.at_level(logging.INFO, logger="fast_ast.backbones.weights"):
         load_pretrained(ours, str(directory))
     assert "detected pretrained format 'hf'" in caplog.text
     x = torch.randn(3, 100, 128)
     with torch.no_grad():
-        difference = (ours(x) - model(input_values=x).logits).abs().max().item()
-    assert difference <= 1e-4
+        expected = model(input_values=x).logits
+        difference = (ours(x) - expected).abs().max().item()
+    assert difference <= 1e-4 * max(1.0, expected.abs().max().item())
 
 
 def test_hf_config_differences_are_listed(hf_model):
@@ -83,6 +84,7 @@ def test_hf_config_differences_are_listed(hf_model):
     message = str(error.value)
     assert "num_attention_heads: config 2 vs backbone 4" in message
     assert "layer_norm_eps" in message and str(directory / "config.json") in message
+    assert "head_norm_eps 1e-05" in message  # transformers' head uses layer_norm_eps: ours must match it too
 
 
 def test_hf_keys_round_trip_and_export_loads_in_transformers(hf_model, tmp_path):
@@ -96,7 +98,7 @@ def test_hf_keys_round_trip_and_export_loads_in_transformers(hf_model, tmp_path)
     for key, value in on_disk.items():
         torch.testing.assert_close(back[key], value, rtol=0, atol=0, msg=key)
 
-    ours = tiny_ast(num_classes=3, norm_eps=1e-12)
+    ours = tiny_ast(num_classes=3, norm_eps=1e-12, head_norm_eps=1e-12)
     export = tmp_path / "export"
     export.mkdir()
     (export / "config.json").write_text(json.dumps(hf_config(ours, ["dog", "rain", "siren"])))
@@ -105,7 +107,8 @@ def test_hf_keys_round_trip_and_export_loads_in_transformers(hf_model, tmp_path)
     assert theirs.config.id2label[2] == "siren"
     x = torch.randn(2, 100, 128)
     with torch.no_grad():
-        assert (ours(x) - theirs(input_values=x).logits).abs().max().item() <= 1e-4
+        expected = ours(x)
+        assert (expected - theirs(input_values=x).logits).abs().max().item() <= 1e-4 * max(1.0, expected.abs().max().item())
 
 
 # ---- original AST ------------------------------------------------------------------------------

@@ -188,7 +188,11 @@ def from_encoder(state: dict[str, torch.Tensor], metadata: dict[str, str], prefi
 
 
 def from_project(checkpoint: dict[str, Any], path: Path) -> Converted:
-    """A Lightning checkpoint of AudioClassifier: `backbone.*` weights, grid from its hyper-parameters."""
+    """A Lightning checkpoint of AudioClassifier: `backbone.*` weights, grid from its hyper-parameters
+    (validated as every checkpoint's are: fast_ast.modules.checkpoint)."""
+    from fast_ast.modules.checkpoint import check_hyper_parameters  # noqa: PLC0415 (it imports the classifier, which imports this)
+
+    hparams = check_hyper_parameters(checkpoint.get("hyper_parameters") or {}, path)
     state = checkpoint["state_dict"]
     inside = {key.removeprefix("backbone."): value for key, value in state.items() if key.startswith("backbone.")}
     if not inside:
@@ -196,7 +200,7 @@ def from_project(checkpoint: dict[str, Any], path: Path) -> Converted:
     ignored = sorted(key for key in state if not key.startswith("backbone."))
     if ignored:
         log.info("ignoring %d non-backbone keys of the project checkpoint: %s", len(ignored), ", ".join(ignored))
-    return Converted(inside, project_grid(checkpoint.get("hyper_parameters") or {}))
+    return Converted(inside, project_grid(hparams))
 
 
 def project_grid(hparams: dict[str, Any]) -> tuple[int, int] | None:

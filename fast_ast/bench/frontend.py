@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
+from fast_ast.device import resolve_device
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.frontend.fbank import FbankFrontend
 
 def kaldi_loop(frontend: FbankFrontend, waveforms: torch.Tensor) -> list[torch.Tensor]:
@@ -59,7 +60,7 @@ def measure_case(frontend: FbankFrontend, device: torch.device, batch_size: int,
 @torch.inference_mode()
 def run(cfg: DictConfig) -> dict:
     settings = cfg.frontend_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     frontend = FbankFrontend(sample_rate=settings.sample_rate, num_mel_bins=settings.num_mel_bins).to(device)
     rows = [
         measure_case(frontend, device, case.batch_size, case.seconds, settings.warmup, settings.repeats)

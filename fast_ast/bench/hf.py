@@ -25,8 +25,9 @@ from safetensors.torch import save_file
 
 from fast_ast.backbones.ast import AST
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
+from fast_ast.device import resolve_device
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.resolvers import CONF_DIR
 
 def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
@@ -47,7 +48,7 @@ def build_pair(settings: DictConfig) -> tuple[AST, torch.nn.Module]:
 @torch.inference_mode()
 def run(cfg: DictConfig) -> dict:
     settings = cfg.hf_suite
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     ours, theirs = build_pair(settings)
     ours, theirs = ours.to(device), theirs.to(device)
     rows = []

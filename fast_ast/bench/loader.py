@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.throughput import bench_device
-from fast_ast.bench.timing import alternating_times, device_description
+from fast_ast.device import resolve_device
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times
 from fast_ast.modules.build import build_model
 from fast_ast.modules.optim import build_optimizer
 
@@ -65,7 +66,7 @@ def train_step_seconds(model, batch: dict, device: torch.device, warmup: int, re
 def run(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     loader_rate, batch = loader_clips_per_s(datamodule.train_dataloader(), cfg.warmup, cfg.repeats)
     model = build_model(cfg, datamodule)
     seconds = train_step_seconds(model, batch, device, cfg.warmup, cfg.repeats)

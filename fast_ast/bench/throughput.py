@@ -8,19 +8,16 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.timing import eval_throughput, resolve_device
-from fast_ast.bench.tokens import tokens_per_layer
+from fast_ast.device import resolve_device
+from fast_ast.measure.timing import eval_throughput
+from fast_ast.measure.tokens import tokens_per_layer
 from fast_ast.modules.build import build_model
-
-
-def bench_device(cfg: DictConfig) -> torch.device:
-    return resolve_device(cfg.device)
 
 
 def build_bench_model(cfg: DictConfig) -> torch.nn.Module:
     """The run's model, sized from the corpus config without loading any audio."""
     datamodule = instantiate(cfg.data)
-    return build_model(cfg, datamodule).to(bench_device(cfg)).eval()
+    return build_model(cfg, datamodule).to(resolve_device(cfg.device)).eval()
 
 
 def backbone_label(spec: dict) -> str:
@@ -31,7 +28,7 @@ def backbone_label(spec: dict) -> str:
 
 def run(cfg: DictConfig) -> dict:
     model = build_bench_model(cfg)
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     example = torch.randn(cfg.batch_size, model.hparams.clip_samples, device=device) * 0.1
     result = eval_throughput(model, example, warmup=cfg.warmup, repeats=cfg.repeats)
     result["tokens_per_layer"] = tokens_per_layer(model.backbone, model.frontend(example[:1]))

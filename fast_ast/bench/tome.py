@@ -25,9 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fast_ast.bench.throughput import bench_device, build_bench_model
-from fast_ast.bench.timing import alternating_times, device_description, median_ratio
-from fast_ast.bench.tokens import tokens_per_layer
+from fast_ast.bench.throughput import build_bench_model
+from fast_ast.device import resolve_device
+from fast_ast.device import device_description
+from fast_ast.measure.timing import alternating_times, median_ratio
+from fast_ast.measure.tokens import tokens_per_layer
 from fast_ast.modules.optim import build_optimizer
 from fast_ast.tome import TokenMerging, apply_tome
 from fast_ast.tome.flops import ast_forward_flops
@@ -80,7 +82,7 @@ def plot_title(result: dict) -> str:
 
 
 def run(cfg: DictConfig) -> dict:
-    device = bench_device(cfg)
+    device = resolve_device(cfg.device)
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     rs = requested_rs(cfg)
     base = cfg.copy()

@@ -1,4 +1,4 @@
-"""Timing primitives shared by every benchmark and by the throughput figure in results.json.
+"""Timing primitives shared by every benchmark and by the throughput figure of results.json.
 
 Comparisons run the contenders in the same process, alternating round by round after warm-up, and
 report the median of the per-round ratios (robust to drift and to other load on the machine).
@@ -6,35 +6,18 @@ report the median of the per-round ratios (robust to drift and to other load on 
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from typing import Callable
 
 import torch
 
+from fast_ast.device import device_description
+
 
 def synchronize(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; any other name as torch.device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available (use device=auto or device=cpu)")
-    return device
-
-
-def device_description(device: torch.device | str) -> str:
-    """e.g. 'cuda: NVIDIA H100 80GB HBM3' or 'cpu: x86_64, 2 threads'."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads".replace("  ", " ")
 
 
 def time_once(fn: Callable[[], object], device: torch.device | str) -> float:
