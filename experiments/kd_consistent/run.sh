@@ -14,8 +14,8 @@ DATA="data.train_size=1000 data.labelled_fraction=0.1 $AUG"
 # 2. clean single-view logits (one un-augmented view per clip) and 3. E=3 stored augmented views
 [ -f $OUT/clean.safetensors ] || python -m fast_ast.teacher ckpt_path=$TEACHER $DATA output=$OUT/clean.safetensors hydra.run.dir=$OUT/teacher_clean
 [ -f $OUT/views.safetensors ] || python -m fast_ast.teacher ckpt_path=$TEACHER $DATA views=3 output=$OUT/views.safetensors hydra.run.dir=$OUT/teacher_views
-# 4. students: a tiny AST (64 wide, 2 blocks, 2 heads: 0.12 M), 10 epochs, 3 seeds per condition (run side by side)
-S="model.backbone.embed_dim=64 model.backbone.depth=2 model.backbone.num_heads=2 $DATA trainer.max_epochs=10 \
+# 4. students: a tiny AST (64 wide, 2 blocks, 2 heads: 0.12 M), 8 epochs, 3 seeds per condition (run side by side)
+S="model.backbone.embed_dim=64 model.backbone.depth=2 model.backbone.num_heads=2 $DATA trainer.max_epochs=8 \
    model.optim.lr=2e-3 model.optim.schedule.warmup_steps=20 \
    trainer.enable_progress_bar=false logger=none seed=1,2,3"
 export OMP_NUM_THREADS=1
