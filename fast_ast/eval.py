@@ -24,6 +24,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
 from fast_ast.inference.model import load_for_inference, tome_setting
 from fast_ast.modules.classifier import AudioClassifier
@@ -188,6 +189,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    check_known_keys(cfg, "eval")
     results = evaluate(cfg)
     return results["monitor"]["best"]
 

@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from safetensors.torch import save_file
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.inference.model import is_event_model, load_for_inference
@@ -103,6 +104,7 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "export")
     print(export(cfg))
 
 

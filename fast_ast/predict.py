@@ -10,6 +10,8 @@ Event segments: for event models (a frame head, model=ast_events) the frame prob
 windows are averaged on the model's frame grid (frame_hop_s apart), thresholded and merged per class; for
 clip classifiers each window's scores stand for the hop-wide span around its centre, and runs of
 consecutive windows at or above the threshold for a label are merged. A segment's score is its peak.
+An event model's background class (data.background_class at training) is not an event: it is left out
+of events.csv unless include_background=true (predictions.csv still ranks it).
 Unreadable files do not stop the run; it fails (non-zero exit) only when no file could be processed.
 """
 
@@ -29,6 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.data.audio_io import AudioReadError, read_audio
 from fast_ast.inference.files import list_inputs
 from fast_ast.device import resolve_device
@@ -54,6 +57,7 @@ class Settings:
     batch_size: int
     top_k: int
     threshold: float
+    excluded: tuple[str, ...] = ()  # labels never written as event segments (the background class)
 
 
 @dataclass
@@ -81,7 +85,9 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
         raise ValueError(f"batch_size and top_k must be >= 1, got {cfg.batch_size} and {cfg.top_k}")
     if not 0 < cfg.threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
-    return Settings(window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold))
+    background = model.background_class if is_event_model(model) else None
+    excluded = (background,) if background is not None and not cfg.include_background else ()
+    return Settings(window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), excluded)
 
 
 @torch.inference_mode()
@@ -119,7 +125,7 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
         centres = starts.double() / settings.sample_rate + settings.window / settings.sample_rate / 2
         begin, end = tiling_spans(centres, settings.hop / settings.sample_rate, duration)
         segments = merge_active(scores, begin, end, settings.threshold, model.class_names)
-    return FilePrediction(duration, starts, scores, segments)
+    return FilePrediction(duration, starts, scores, [s for s in segments if s.label not in settings.excluded])
 
 
 def window_rows(name: str, prediction: FilePrediction, settings: Settings, class_names: list[str]) -> list[list]:
@@ -220,6 +226,7 @@ def predict(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "predict")
     predict(cfg)
 
 

@@ -206,6 +206,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
+CLASSIFICATION_METRICS = ("acc", "balanced_acc", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "mAP")
+
+
+def classification_section(jobs: list[Job]) -> list[str]:
+    """summary.md's table of the classification metrics (fast_ast.modules.metrics) the completed jobs have,
+    from their final test evaluation (val when no job was tested); empty when none has any."""
+    done = [job for job in jobs if job.status == "completed"]
+    stage = "test" if any(job.metric(f"test/{m}") is not None for job in done for m in CLASSIFICATION_METRICS) else "val"
+    names = [m for m in CLASSIFICATION_METRICS if any(job.metric(f"{stage}/{m}") is not None for job in done)]
+    if not names:
+        return []
+    rows = [[job.num, *[fmt(job.metric(f"{stage}/{m}"), 4) for m in names]] for job in done]
+    return ["", f"## Classification metrics ({stage}/, final evaluation)", "", *markdown_table(["job", *names], rows)]
+
+
 def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, points: list[Point], front: list[int], folds: bool) -> str:
     counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, UNFINISHED, NOT_STARTED)}
     devices = sorted({(j.results.get("throughput") or {}).get("device") for j in jobs if j.throughput is not None})
@@ -230,6 +245,7 @@ def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str,
             ["setting", "folds", metric, "clips/s"],
             [[p.label, p.count, fmt_pm(p.metric, p.metric_std, 4), fmt_pm(p.throughput, p.throughput_std, 1)] for p in points],
         )
+    lines += classification_section(jobs)
     lines += ["", f"## Pareto front ({metric} and throughput, both higher is better)", ""]
     lines += [f"- {points[i].label}: {metric} {points[i].metric:.4f} at {points[i].throughput:.1f} clips/s" for i in front] or ["- (no completed runs)"]
     problems = [job for job in jobs if job.status != "completed"]

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.data.datamodule import AudioDataModule
 from fast_ast.device import resolve_device
 from fast_ast.frontend.fbank import FbankFrontend
@@ -52,6 +53,7 @@ def fbank_statistics(datamodule: AudioDataModule, batch_size: int, device: torch
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="stats")
 def main(cfg: DictConfig) -> dict:
+    check_known_keys(cfg, "stats")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     device = resolve_device(cfg.device)

@@ -24,6 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.device import resolve_device
 from fast_ast.data.datamodule import SPLITS
 from fast_ast.data.views import OrderedViews
@@ -154,6 +155,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="teacher")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "teacher")
     print(write_teacher_logits(cfg))
 
 

@@ -22,9 +22,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
 from fast_ast.cluster.requeue import RequeueSignal
 from fast_ast.modules.build import build_model
+from fast_ast.modules.metrics import check_monitor
 from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import model_record, this_job_overrides, write_results
@@ -90,6 +92,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
+    check_monitor(cfg.data.monitor, model.metric_names("val"))
     loggers = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
@@ -202,6 +205,7 @@ def train_and_record(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    check_known_keys(cfg, "train")
     results = train_and_record(cfg)
     return results["metrics"].get(cfg.data.monitor)
 

@@ -10,6 +10,7 @@ import importlib
 import hydra
 from omegaconf import DictConfig
 
+from fast_ast.config_keys import check_known_keys
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 register_resolvers()
@@ -26,6 +27,7 @@ SUITES = {
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def main(cfg: DictConfig) -> None:
+    check_known_keys(cfg, "bench")
     if cfg.suite not in SUITES:
         raise ValueError(f"suite={cfg.suite!r} is not a benchmark; choose one of {sorted(SUITES)}")
     importlib.import_module(SUITES[cfg.suite]).run(cfg)

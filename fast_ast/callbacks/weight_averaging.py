@@ -4,8 +4,12 @@ end of each epoch in [start_epoch, end_epoch] (1-based, inclusive). The average 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from lightning.pytorch import Callback
+
+log = logging.getLogger(__name__)
 
 
 class EpochWeightAveraging(Callback):
@@ -21,6 +25,26 @@ class EpochWeightAveraging(Callback):
     @property
     def enabled(self) -> bool:
         return self.start_epoch is not None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Before training: the window must end within the run (else the average would silently cover fewer epochs)."""
+        if stage != "fit" or not self.enabled or trainer.max_epochs in (None, -1):
+            return
+        if self.end_epoch > trainer.max_epochs:
+            raise ValueError(
+                f"callbacks.weight_averaging.end_epoch={self.end_epoch} is beyond trainer.max_epochs={trainer.max_epochs}: "
+                f"the average of epochs {self.start_epoch}..{self.end_epoch} would never be complete; lower "
+                "callbacks.weight_averaging.end_epoch (and start_epoch) or raise trainer.max_epochs"
+            )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """A run stopped early (max_steps, early stopping) averages fewer epochs than asked: say so."""
+        expected = self.end_epoch - self.start_epoch + 1 if self.enabled else 0
+        if self.enabled and self.count < expected:
+            log.warning(
+                "callbacks.weight_averaging: training stopped early; the average covers %d of the %d epochs %d..%d",
+                self.count, expected, self.start_epoch, self.end_epoch,
+            )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

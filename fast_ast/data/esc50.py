@@ -7,6 +7,8 @@
 cross-validation) unless `val_fold` names another one, which then leaves training too.
 `subset=esc10` keeps the ESC-10 rows (esc10 == True) and renumbers their classes 0..9 in target order.
 Class names come from the label map (ESC-50's 50 categories by target); every row's category must agree.
+A corpus in this layout with other categories: `data.label_csv=<file>` (index,mid,display_name, one row per
+target) or `data.label_csv=from_meta`, the map the meta file itself gives (target -> category).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 
 from fast_ast.data.clip_dataset import Clip
 from fast_ast.data.file_corpus import FileCorpusDataModule
-from fast_ast.data.labels import packaged_label_csv, read_label_csv
-from fast_ast.data.validation import check_known_labels
+from fast_ast.data.labels import LabelRow, label_rows, packaged_label_csv, read_label_csv
+from fast_ast.data.validation import UnknownLabelsError, check_known_labels
 
 META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 FOLDS = (1, 2, 3, 4, 5)
 SUBSETS = ("esc50", "esc10")
+FROM_META = "from_meta"
 
 
 def read_esc50_meta(path: Path) -> list[dict]:
@@ -58,9 +61,17 @@ class ESC50DataModule(FileCorpusDataModule):
         root = self.require_root()
         self.meta_path = root / "meta" / "esc50.csv"
         self.rows = read_esc50_meta(self.meta_path)
-        labels = read_label_csv(label_csv or packaged_label_csv("esc50"))
-        names = [row.display_name for row in labels]
-        check_known_labels((row["category"] for row in self.rows), names, str(self.meta_path))
+        names = [row.display_name for row in self.label_map(label_csv)]
+        try:
+            check_known_labels((row["category"] for row in self.rows), names, str(self.meta_path))
+        except UnknownLabelsError as error:
+            if label_csv is not None:
+                raise
+            raise UnknownLabelsError(
+                f"{error}. They are not ESC-50 categories: for a corpus in this layout with its own categories set "
+                f"data.label_csv={FROM_META} (the map is read from {self.meta_path}: target -> category) or "
+                "data.label_csv=<file> (a CSV index,mid,display_name with one row per target, in target order)"
+            ) from error
         for row in self.rows:
             if not 0 <= row["target"] < len(names) or names[row["target"]] != row["category"]:
                 raise ValueError(
@@ -77,6 +88,12 @@ class ESC50DataModule(FileCorpusDataModule):
         for key, value in (("fold", fold), ("val_fold", val_fold)):
             if value is not None and value not in present:
                 raise ValueError(f"data.{key}={value}: {self.meta_path} has no {subset} clips in that fold (folds {sorted(present)})")
+
+    def label_map(self, label_csv: str | None) -> list[LabelRow]:
+        """The packaged ESC-50 map, a label CSV, or (from_meta) the targets and categories of the meta file."""
+        if label_csv == FROM_META:
+            return label_rows([(row["target"], row["category"]) for row in self.rows], f"{self.meta_path} (data.label_csv={FROM_META})")
+        return read_label_csv(label_csv or packaged_label_csv("esc50"))
 
     def split_folds(self, split: str) -> set[int]:
         held_out = self.val_fold if self.val_fold is not None else self.fold

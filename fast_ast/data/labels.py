@@ -2,6 +2,7 @@
 
 The AudioSet (527 classes), ESC-50 (50) and Speech Commands v2 (35) maps of the AST recipes ship in
 fast_ast/data/labels/; `data.label_csv` points a corpus at another file of the same format.
+`label_rows(pairs)` builds a map from (index, name) pairs found elsewhere (ESC-50's data.label_csv=from_meta).
 """
 
 from __future__ import annotations
@@ -52,4 +53,21 @@ def read_label_csv(path: str | Path) -> list[LabelRow]:
         duplicates = sorted(v for v, n in Counter(getattr(row, column) for row in rows).items() if n > 1)
         if duplicates:
             raise ValueError(f"{path}: duplicate {column} values {duplicates}")
+    return rows
+
+
+def label_rows(pairs: list[tuple[int, str]], where: str) -> list[LabelRow]:
+    """A label map from (index, name) pairs (repeats allowed): each index one name, each name one index,
+    indices exactly 0..n-1. The mid column repeats the name (there is none to take)."""
+    names: dict[int, str] = {}
+    for index, name in pairs:
+        if names.setdefault(index, name) != name:
+            raise ValueError(f"{where}: index {index} is both {names[index]!r} and {name!r}")
+    rows = [LabelRow(index, names[index], names[index]) for index in sorted(names)]
+    absent = sorted(set(range(len(rows))) - set(names))
+    if absent or any(index < 0 for index in names):
+        raise ValueError(f"{where}: class indices must run 0..{len(rows) - 1}; found {sorted(names)}")
+    duplicates = sorted(name for name, n in Counter(names.values()).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"{where}: names with more than one index: {duplicates}")
     return rows

@@ -102,6 +102,15 @@ class Augment(nn.Module):
     def mask(self, fbank: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         return spec_augment(fbank, self.freqm, self.timem, seeds) if (self.freqm or self.timem) else fbank
 
+    def check_fits(self, frames: int, bins: int) -> None:
+        """SpecAugment bands must fit the features [frames, bins] they mask (checked before training)."""
+        for key, width, size, size_key in (("timem", self.timem, frames, "features.target_length"), ("freqm", self.freqm, bins, "features.num_mel_bins")):
+            if width > size:
+                raise ValueError(
+                    f"data.augment.{key}={width} is wider than the input's {size} (data.{size_key}={size}): "
+                    f"set data.augment.{key} to at most {size} (0 turns it off)"
+                )
+
     def perturb(self, features: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         """Normalised features: AST's additive uniform noise (random scale <= noise) and time shift."""
         if self.noise > 0:

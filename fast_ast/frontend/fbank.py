@@ -7,6 +7,10 @@ on a whole batch at once on the training device.
 Shapes: waveform [B, S] at `sample_rate` -> fbank [B, frames, F] -> features [B, target_length, F].
 frames = 1 + (S - window) // shift (Kaldi's snip_edges=True); features are zero-padded or cropped to
 `target_length` frames (as AST pads the log-mel matrix) and normalised as (x - mean) / (2 * std).
+
+Precision: the features are always computed in float32 (autocast off, float32 constants even when the model
+is cast to half or bfloat16 by trainer.precision=16-true / bf16-true); `normalize` hands them over in the
+dtype the model was cast to, which is what the backbone's weights are in.
 """
 
 from __future__ import annotations
@@ -71,9 +75,25 @@ class FbankFrontend(nn.Module):
         self.fft_size = 2 ** math.ceil(math.log2(self.window_size))
         self.preemphasis = preemphasis
         self.cpu_chunk_frames = cpu_chunk_frames
-        self.register_buffer("window", torch.hann_window(self.window_size, periodic=False), persistent=False)
-        banks = kaldi_mel_banks(num_mel_bins, self.fft_size, sample_rate, low_freq, high_freq)
-        self.register_buffer("mel_banks", banks.T.contiguous(), persistent=False)  # [fft_size // 2 + 1, F]
+        self.constants = {
+            "window": torch.hann_window(self.window_size, periodic=False),  # [window]
+            "mel_banks": kaldi_mel_banks(num_mel_bins, self.fft_size, sample_rate, low_freq, high_freq).T.contiguous(),  # [fft_size // 2 + 1, F]
+        }
+        for name, value in self.constants.items():
+            self.register_buffer(name, value.clone(), persistent=False)
+        self.register_buffer("dtype_probe", torch.zeros(0), persistent=False)  # follows the model's dtype casts
+
+    def _apply(self, fn, recurse=True):
+        """Device moves reach the float32 constants, dtype casts do not (they only move dtype_probe)."""
+        super()._apply(fn, recurse)
+        for name, value in self.constants.items():
+            setattr(self, name, value.to(getattr(self, name).device))
+        return self
+
+    @property
+    def output_dtype(self) -> torch.dtype:
+        """The dtype the model was cast to (float32 unless trainer.precision is *-true)."""
+        return self.dtype_probe.dtype
 
     def num_frames(self, num_samples: int) -> int:
         return 1 + (num_samples - self.window_size) // self.window_shift
@@ -117,11 +137,13 @@ class FbankFrontend(nn.Module):
         return fbank[:, : self.target_length]
 
     def normalize(self, fbank: torch.Tensor) -> torch.Tensor:
-        return (fbank - self.norm_mean) / (2 * self.norm_std)
+        """[B, T, F] float32 -> normalised, in output_dtype (the backbone's)."""
+        return ((fbank.float() - self.norm_mean) / (2 * self.norm_std)).to(self.output_dtype)
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
-        """[B, S] -> [B, target_length, F] un-normalised log-mel (AST removes each clip's mean first)."""
+        """[B, S] -> [B, target_length, F] un-normalised float32 log-mel (AST removes each clip's mean first)."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
+            waveform = waveform.float()
             return self.fit_frames(self.fbank(waveform - waveform.mean(dim=-1, keepdim=True)))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:

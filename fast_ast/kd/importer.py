@@ -9,9 +9,13 @@ Inputs:
                naming --key-column (default filename) and --row-column (default index)
     --classes  the teacher's class list in column order: .txt (one name per line), .json (a list), or a
                CSV with a header naming --class-column (default display_name, as AudioSet's class_labels_indices.csv)
-    --ids      how a filename becomes the corpus's clip id (batch["id"]): key (unchanged), name (without
-               directories) or stem (without directories and extension)
-Rows that no filename points to are left out; every filename must point to a row that exists.
+    --ids      how a filename becomes the corpus's clip id (batch["id"]): key (unchanged), key_stem (the
+               relative path without its extension: Speech Commands' word/speaker_nohash_n, folder and
+               events corpora), name (without directories) or stem (without directories and extension:
+               ESC-50, AudioSet)
+Rows that no filename points to are left out; every filename must point to a row that exists. Two filenames
+giving the same id is an error naming them and the rules that would keep them apart; a training run whose
+clip ids are not in the file (kd.missing=error) names the rule that would have matched them (id_rule_hint).
 """
 
 from __future__ import annotations
@@ -26,12 +30,61 @@ import torch
 
 from fast_ast.kd.store import TeacherLogits, quoted, save_logits
 
-ID_RULES = ("key", "name", "stem")
+ID_RULES = ("key", "key_stem", "name", "stem")
+RULE_MEANING = {
+    "key": "the filename unchanged",
+    "key_stem": "the relative path without extension",
+    "name": "without directories",
+    "stem": "without directories and extension",
+}
+# the clip ids of this project's corpora (batch["id"]) and the rule that produces them from relative paths
+CORPUS_IDS = "Speech Commands, folder and events corpora: key_stem (word/speaker_nohash_n); ESC-50 and AudioSet: stem"
 
 
 def clip_id(filename: str, rule: str) -> str:
     path = PurePosixPath(filename.replace("\\", "/"))
+    if rule == "key_stem":
+        return filename if not path.suffix else filename[: -len(path.suffix)]
     return {"key": filename, "name": path.name, "stem": path.stem}[rule]
+
+
+def repeated_ids(keys: list[str], rule: str) -> dict[str, list[str]]:
+    """id -> the keys that give it under `rule`, for ids given by more than one key."""
+    by_id: dict[str, list[str]] = {}
+    for key in keys:
+        by_id.setdefault(clip_id(key, rule), []).append(key)
+    return {clip: group for clip, group in by_id.items() if len(group) > 1}
+
+
+def check_unique_ids(keys: list[str], rule: str, index: Path) -> None:
+    """Raises ValueError when two keys give one id, naming them and the rules under which they stay apart."""
+    repeats = repeated_ids(keys, rule)
+    if not repeats:
+        return
+    clip, group = next(iter(repeats.items()))
+    unique = [other for other in ID_RULES if not repeated_ids(keys, other)]
+    options = "; ".join(f"--ids {other} ({RULE_MEANING[other]}) gives {clip_id(group[0], other)!r}" for other in unique)
+    raise ValueError(
+        f"{index}: --ids {rule} gives {len(repeats)} clip id(s) to more than one file, e.g. {quoted(group)} -> {clip!r}. "
+        f"Rules that keep them apart: {options or 'none'}; choose the one whose ids look like the corpus's "
+        f"batch['id'] ({CORPUS_IDS})"
+    )
+
+
+def id_rule_hint(file_ids: list[str], corpus_ids: list[str]) -> str:
+    """A sentence for a run whose corpus ids are missing from a logits file: an example of both kinds of id and,
+    when applying one of ID_RULES to the file's ids would match more of the corpus's, that rule."""
+    wanted = set(corpus_ids)
+    matched = len(wanted & set(file_ids))
+    coverage = {rule: len(wanted & {clip_id(i, rule) for i in file_ids}) for rule in ID_RULES}
+    best = max(ID_RULES, key=lambda rule: coverage[rule])
+    hint = f"the file's ids look like {file_ids[0]!r}, the corpus's like {corpus_ids[0]!r}"
+    if coverage[best] > matched:
+        hint += (
+            f"; importing with python -m fast_ast.kd.importer --ids {best} ({RULE_MEANING[best]}) would match "
+            f"{coverage[best]} of the {len(wanted)} clips"
+        )
+    return hint
 
 
 def read_csv_column(path: Path, *columns: str) -> list[tuple[str, ...]]:
@@ -105,6 +158,7 @@ def import_logits(
     if len(names) != matrix.shape[1]:
         raise ValueError(f"{classes} lists {len(names)} classes, {logits} has {matrix.shape[1]} logits per clip")
     keys = list(rows)
+    check_unique_ids(keys, ids, index)
     selected = torch.from_numpy(matrix[[rows[key] for key in keys]].astype(np.float32))
     metadata = {
         "teacher": teacher or f"imported {logits.name}",

@@ -25,12 +25,12 @@ def corpus_arguments(datamodule: AudioDataModule) -> dict:
 EVENT_CLASSIFIER = "fast_ast.modules.event_classifier.EventClassifier"
 
 
-def build_distillation(kd: dict, datamodule: AudioDataModule) -> Distillation | None:
+def build_distillation(kd: dict, datamodule: AudioDataModule, bce: bool) -> Distillation | None:
     """The kd group as a loss object (None for kd=none). With stored teacher views the datamodule's
     training loader replays them: epoch e serves view e mod E with the stored seeds."""
     if kd["name"] == "none":
         return None
-    distillation = Distillation(kd, list(datamodule.class_names), datamodule.multilabel, datamodule.sample_rate, dict(datamodule.augment))
+    distillation = Distillation(kd, list(datamodule.class_names), bce, datamodule.sample_rate, dict(datamodule.augment))
     datamodule.replay_views = distillation.replay_seeds
     return distillation
 
@@ -42,6 +42,7 @@ def build_model(cfg: DictConfig, datamodule: AudioDataModule):
         raise ValueError(f"{type(datamodule).__name__} has frame-level targets: use model=ast_events (+experiment=events_ast)")
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     kd = OmegaConf.to_container(cfg.kd, resolve=True, throw_on_missing=True) if "kd" in cfg else {"name": "none"}
-    distillation = build_distillation(kd, datamodule)
+    bce = datamodule.multilabel or cfg.model.get("loss", "auto") == "bce"  # the classifier's loss_name rule
+    distillation = build_distillation(kd, datamodule, bce)
     model = instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, _convert_="all", _partial_=True)
     return model(distillation=distillation)

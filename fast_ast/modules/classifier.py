@@ -1,8 +1,9 @@
 """AudioClassifier: the LightningModule for any backbone (AST, ToMe-AST, ...) on any corpus.
 
 waveform [B, S] --frontend--> features [B, T, F] --backbone--> logits [B, C].
-Single-label targets [B] long use cross-entropy (soft targets after mixup); multi-label targets [B, C]
-use BCE. All constructor arguments are plain containers so checkpoints rebuild the model on their own
+Single-label targets [B] long use cross-entropy (soft targets after mixup) or, with loss=bce (AST's
+--loss BCE), BCE on the one-hot targets and sigmoid scores; multi-label targets [B, C] use BCE. All
+constructor arguments are plain containers so checkpoints rebuild the model on their own
 (see fast_ast.modules.checkpoint.load_classifier); `backbone` is a registry spec ({"name": ..., size
 keys}, fast_ast.backbones.registry), never something to instantiate. Knowledge distillation is a loss
 object the classifier is given (`distillation`, fast_ast.kd.distillation.Distillation, built from the kd
@@ -25,7 +26,7 @@ from fast_ast.frontend.augment import Augment
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.kd.losses import label_loss_per_clip
 from fast_ast.modules.finetune import apply_finetune
-from fast_ast.modules.metrics import build_metrics, finalize
+from fast_ast.modules.metrics import build_metrics, clip_metric_names, finalize
 from fast_ast.modules.optim import build_optimizer, build_scheduler, check_optim
 from fast_ast.tome import apply_tome
 
@@ -47,6 +48,7 @@ class AudioClassifier(L.LightningModule):
         pretrained: str | None = None,
         pretrained_format: str = "auto",
         pretrained_prefix: str | None = None,
+        loss: str = "auto",
         distillation=None,
     ):
         super().__init__()
@@ -56,8 +58,12 @@ class AudioClassifier(L.LightningModule):
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         check_optim(optim)
         self.num_classes, self.multilabel, self.class_names = num_classes, multilabel, list(class_names)
+        if loss not in ("auto", "ce", "bce") or (loss == "ce" and multilabel):
+            raise ValueError(f"model.loss must be auto, ce (single-label corpora) or bce, got {loss!r} (multi-label: {multilabel})")
+        self.loss_name = "bce" if multilabel or loss == "bce" else "ce"
         self.frontend = FbankFrontend(sample_rate=sample_rate, **features)
         self.augment = Augment(**augment)
+        self.augment.check_fits(self.frontend.target_length, self.frontend.num_mel_bins)
         self.backbone = build_backbone(backbone, num_classes, self.frontend.num_mel_bins, self.frontend.target_length)
         if pretrained:
             load_pretrained(self.backbone, pretrained, fmt=pretrained_format, prefix=pretrained_prefix)
@@ -87,12 +93,16 @@ class AudioClassifier(L.LightningModule):
 
     def label_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """logits [B, C], float targets [B, C] (probabilities or multi-hot)."""
-        if self.multilabel:
+        if self.loss_name == "bce":
             return F.binary_cross_entropy_with_logits(logits, targets)
         return F.cross_entropy(logits, targets)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
+        return torch.sigmoid(logits) if self.loss_name == "bce" else torch.softmax(logits, dim=-1)
+
+    def metric_names(self, stage: str) -> list[str]:
+        """Every metric name logged at `stage` (val | test): what data.monitor may name."""
+        return [f"{stage}/loss", *(f"{stage}/{name}" for name in clip_metric_names(self.multilabel))]
 
     # ---- training ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -110,7 +120,7 @@ class AudioClassifier(L.LightningModule):
         targets = self.target_matrix(batch["target"])  # mixed in the dataset under mixup
         if self.distillation is not None:
             return self.distillation(logits, targets, batch, self.augment)
-        per_clip = label_loss_per_clip(logits, targets, self.multilabel)
+        per_clip = label_loss_per_clip(logits, targets, self.loss_name == "bce")
         labelled = batch.get("labelled")
         if labelled is None:
             loss = per_clip.mean()
@@ -163,6 +173,5 @@ class AudioClassifier(L.LightningModule):
         optim = self.hparams.optim
         parameters = [p for p in self.parameters() if p.requires_grad]
         optimizer = build_optimizer(parameters, optim)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = build_scheduler(optimizer, optim.get("schedule", {}), lambda: self.trainer.current_epoch, total)
+        scheduler = build_scheduler(optimizer, optim.get("schedule", {}), self.trainer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -13,7 +13,9 @@ Training: BCE on clip logits + frame_loss_weight * BCE on the frame logits linea
 centres of the data's `event_bins` target bins (they tile the clip evenly; targets [B, C, bins]).
 Metrics (val/ and test/): the clip-level ones of AudioClassifier, and on target bins per class
 frame_AP/<class> and frame_F1/<class> (probability >= frame_threshold), with their macro averages
-frame_mAP (over classes with a positive bin) and frame_F1.
+frame_mAP (over classes with a positive bin) and frame_F1. A background class (data.background_class, active
+where no event is) is left out of frame_mAP and frame_F1 unless include_background (its per-class values
+are still logged).
 """
 
 from __future__ import annotations
@@ -69,22 +71,45 @@ def build_frame_metrics(num_classes: int, threshold: float) -> MetricCollection:
     )
 
 
-def frame_metric_values(values: dict[str, torch.Tensor], class_names: list[str], stage: str) -> dict[str, torch.Tensor]:
-    """Per-class frame AP/F1 and their macro averages (mAP over classes with at least one positive bin)."""
+def frame_metric_values(
+    values: dict[str, torch.Tensor], class_names: list[str], stage: str, excluded: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """Per-class frame AP/F1 and their macro averages over the classes not in `excluded` (mAP: over those
+    with at least one positive bin)."""
     ap, f1, positives = values["AP"], values["F1"], values["positives"]
     out = {f"{stage}/frame_AP/{name}": ap[i] for i, name in enumerate(class_names)}
     out.update({f"{stage}/frame_F1/{name}": f1[i] for i, name in enumerate(class_names)})
-    present = positives > 0
+    counted = torch.tensor([name not in excluded for name in class_names], device=ap.device)
+    present = (positives > 0) & counted
     out[f"{stage}/frame_mAP"] = ap[present].mean() if present.any() else torch.tensor(float("nan"))
-    out[f"{stage}/frame_F1"] = f1.mean()
+    out[f"{stage}/frame_F1"] = f1[counted].mean()
     return out
 
 
-class EventClassifier(AudioClassifier):
-    """AudioClassifier arguments, plus frame_loss_weight and frame_threshold (conf/model/ast_events.yaml)."""
+def frame_metric_names(class_names: list[str], stage: str) -> list[str]:
+    """The names frame_metric_values logs, plus the frame loss."""
+    per_class = [f"{stage}/frame_{kind}/{name}" for kind in ("AP", "F1") for name in class_names]
+    return [f"{stage}/frame_loss", f"{stage}/frame_mAP", f"{stage}/frame_F1", *per_class]
 
-    def __init__(self, *args, frame_loss_weight: float = 1.0, frame_threshold: float = 0.5, **kwargs):
+
+class EventClassifier(AudioClassifier):
+    """AudioClassifier arguments, plus frame_loss_weight, frame_threshold, background_class and
+    include_background (conf/model/ast_events.yaml)."""
+
+    def __init__(
+        self,
+        *args,
+        frame_loss_weight: float = 1.0,
+        frame_threshold: float = 0.5,
+        background_class: str | None = None,
+        include_background: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        if background_class is not None and background_class not in self.class_names:
+            raise ValueError(f"model.background_class={background_class!r} is not one of the classes {self.class_names}")
+        self.background_class = background_class
+        self.excluded_classes = (background_class,) if background_class is not None and not include_background else ()
         if not self.multilabel:
             raise ValueError("model=ast_events needs multi-label frame targets: use data=events")
         if self.augment.time_shift:
@@ -98,6 +123,9 @@ class EventClassifier(AudioClassifier):
         else:
             self.frame_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, self.num_classes))
         self.frame_metrics = nn.ModuleDict({stage: build_frame_metrics(self.num_classes, frame_threshold) for stage in ("val", "test")})
+
+    def metric_names(self, stage: str) -> list[str]:
+        return [*super().metric_names(stage), *frame_metric_names(self.class_names, stage)]
 
     def configure_tome(self, tome: dict[str, Any]) -> None:
         """Token Merging with source tracking on: the backbone unmerges the final tokens into frames."""
@@ -170,7 +198,7 @@ class EventClassifier(AudioClassifier):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No positive samples found")  # classes absent from the split
             values = self.frame_metrics[stage].compute()
-        self.log_dict(frame_metric_values(values, self.class_names, stage), sync_dist=True)
+        self.log_dict(frame_metric_values(values, self.class_names, stage, self.excluded_classes), sync_dist=True)
         self.frame_metrics[stage].reset()
 
     def on_validation_epoch_end(self) -> None:

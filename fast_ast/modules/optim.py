@@ -3,13 +3,16 @@
 Adam with AST's betas (0.95, 0.999) and weight decay 5e-7; linear warmup over the first
 `warmup_steps` optimiser steps; then either MultiStepLR-style decay by `decay` every `step_epochs`
 epochs from `start_epoch` (AST), or cosine annealing to `min_lr_ratio` over the run.
+
+The schedule is a per-step LambdaLR. Lightning steps it after each optimiser step, before the trainer's
+epoch counter moves on at an epoch's last batch, so the epoch is the one of the *next* step: a decayed rate
+applies from the first step of its epoch, as AST's per-epoch MultiStepLR. The run's length (cosine) counts
+every epoch with its own batch size when data.batch_size is a per-epoch list.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -59,8 +62,38 @@ def lr_factor(schedule: dict, step: int, epoch: int, total_steps: int) -> float:
     return factor
 
 
-def build_scheduler(optimizer, schedule: dict, current_epoch: Callable[[], int], total_steps: int):
-    """A per-step LambdaLR; `current_epoch` is read at each step so epoch-based decay follows the trainer."""
+def epoch_of_next_step(trainer) -> int:
+    """The (0-based) epoch of the optimiser step the scheduler is computing the rate for."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    epoch_done = progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
+    return trainer.current_epoch + int(trainer.training and epoch_done and progress.current.ready > 0)
+
+
+def planned_steps(trainer) -> int:
+    """Optimiser steps of the whole run (the cosine length).
+
+    Lightning's estimated_stepping_batches assumes every epoch has epoch 0's batches; with a per-epoch
+    batch-size schedule (the datamodule's batch_size_schedule) each epoch is counted with its own size.
+    """
+    estimate = max(1, int(trainer.estimated_stepping_batches))  # also sets up the train loader
+    datamodule = trainer.datamodule
+    if len(getattr(datamodule, "batch_size_schedule", ())) <= 1 or trainer.max_epochs in (None, -1):
+        return estimate
+    clips = len(trainer.train_dataloader.sampler)  # per process, after any distributed sampler
+    limit = trainer.limit_train_batches
+    total = 0
+    for epoch in range(trainer.max_epochs):
+        batches = math.ceil(clips / datamodule.batch_size_at(epoch))
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        total += math.ceil(batches / trainer.accumulate_grad_batches)
+    if trainer.max_steps > 0:
+        total = min(total, trainer.max_steps)
+    return max(1, total)
+
+
+def build_scheduler(optimizer, schedule: dict, trainer):
+    """A per-step LambdaLR following `trainer`: the epoch of each step and the run's planned steps."""
+    total_steps = planned_steps(trainer)
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(schedule, step, current_epoch(), total_steps)
+        optimizer, lambda step: lr_factor(schedule, step, epoch_of_next_step(trainer), total_steps)
     )
