@@ -6,7 +6,14 @@ run directory:
     metrics.json     {"<split>/<metric>": value}: acc, mAP, auc, d_prime, loss (+ frame metrics of event models)
     predictions.csv  id, labels (the true labels, ';'-joined), then one column of scores per class name
                      (softmax for single-label models, sigmoid for multi-label ones)
-    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split` and the ToMe setting used
+    results.json     task "eval" (fast_ast.results), with `checkpoint`, `split`, the token reduction used (`tome`),
+                     and its costs: throughput_by_batch, gflops, peak_memory_mb (fast_ast.tome.cost)
+`python -m fast_ast.eval -m ckpt_path=... tome.r=0,8,16` evaluates one checkpoint under many reductions
+(a sweep `python -m fast_ast.report` reads as it reads training sweeps).
+A clip classifier on long annotated recordings (data=events, a model without a frame head) is evaluated
+windowed instead (fast_ast.inference.recordings, the `recordings` keys): metrics.json holds
+<split>/segment/* and <split>/recording/*, predictions.csv one row per window (id, file, start_s, end_s,
+labels, one score per class) and results.json a `recordings` entry (counts, window, hop, classes).
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from fast_ast.config_keys import check_known_keys
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
-from fast_ast.inference.model import load_for_inference, tome_setting
+from fast_ast.inference.model import is_event_model, load_for_inference, tome_setting
+from fast_ast.inference.recordings import WindowSettings, evaluate_recordings, write_window_predictions
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import model_record, this_job_overrides, write_results
 from fast_ast.summary import print_summary
+from fast_ast.tome.cost import peak_forward_bytes, throughput_by_batch
+from fast_ast.tome.flops import ast_forward_flops
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -140,6 +151,65 @@ def run_split(trainer: L.Trainer, model: AudioClassifier, datamodule: AudioDataM
     return metrics
 
 
+def reduction_costs(model: AudioClassifier, cfg: DictConfig) -> dict:
+    """throughput_by_batch (clips/s at each of throughput.batch_sizes, alternating), gflops (forward
+    FLOPs per clip under the token reduction evaluated; null for backbones without tokens) and
+    peak_memory_mb (tensors one forward of a throughput.batch_size batch allocates) (fast_ast.tome.cost)."""
+    backbone = model.backbone
+    device = next(model.parameters()).device
+    example = torch.randn(cfg.throughput.batch_size, model.hparams.clip_samples, device=device) * 0.1
+    flops = ast_forward_flops(backbone, backbone.token_reduction) if backbone.supports_token_merging else None
+    return {
+        "throughput_by_batch": throughput_by_batch(
+            model, model.hparams.clip_samples, list(cfg.throughput.batch_sizes), cfg.throughput.repeats, device
+        ),
+        "gflops": None if flops is None else flops / 1e9,
+        "peak_memory_mb": peak_forward_bytes(model, example) / 2**20,
+    }
+
+
+def evaluate_clips(cfg: DictConfig, model: AudioClassifier, datamodule: AudioDataModule, run_dir: Path) -> tuple[dict, str, torch.device, dict]:
+    """The split's clips through Lightning's loop: (metrics, monitor name, device, no extra results)."""
+    check_compatible(model, datamodule)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    recorder = ClipScoreRecorder()
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=False, callbacks=[recorder], enable_checkpointing=False, enable_model_summary=False
+    )
+    check_precision(cfg.precision, trainer.strategy.root_device)
+    metrics = run_split(trainer, model, datamodule, cfg.split)
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
+    monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
+    return metrics, monitor, trainer.strategy.root_device, {}
+
+
+def evaluate_windows(cfg: DictConfig, model: AudioClassifier, datamodule: AudioDataModule, run_dir: Path) -> tuple[dict, str, torch.device, dict]:
+    """A clip classifier on annotated recordings (data=events), windowed (fast_ast.inference.recordings):
+    (segment and recording metrics, monitor '<split>/segment/mAP', device, the `recordings` results entry)."""
+    settings = WindowSettings(**OmegaConf.to_container(cfg.recordings, resolve=True))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_model_summary=False)
+    device = trainer.strategy.root_device  # only for its device, as for clips
+    check_precision(cfg.precision, device)
+    model.to(device)
+    evaluation = evaluate_recordings(model, datamodule, cfg.split, settings, cfg.precision)
+    (run_dir / METRICS_FILE).write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
+    write_window_predictions(run_dir / PREDICTIONS_FILE, evaluation)
+    extra = {
+        "recordings": {
+            "count": evaluation.recordings,
+            "windows": evaluation.windows,
+            "window_s": evaluation.window_s,
+            "hop_s": evaluation.hop_s,
+            "aggregate": settings.aggregate,
+            "threshold": settings.threshold,
+            "classes": evaluation.classes,
+        }
+    }
+    return evaluation.metrics, f"{cfg.split}/segment/mAP", device, extra
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluates cfg.ckpt_path on cfg.split of cfg.data; returns the results (also in <run dir>/results.json)."""
     started = time.time()
@@ -153,20 +223,13 @@ def evaluate(cfg: DictConfig) -> dict:
     tome = tome_setting(model.hparams.get("tome"), override)
 
     datamodule = instantiate(cfg.data)
-    check_compatible(model, datamodule)
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    recorder = ClipScoreRecorder()
-    trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[recorder], enable_checkpointing=False, enable_model_summary=False
-    )
-    metrics = run_split(trainer, model, datamodule, cfg.split)
-    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    write_predictions(run_dir / PREDICTIONS_FILE, recorder, model.class_names)
-
-    device = trainer.strategy.root_device  # Lightning may have moved the model back to the CPU after the loop
-    model.to(device)
-    monitor = f"{cfg.split}/" + str(cfg.data.monitor).split("/", 1)[-1]
+    if getattr(datamodule, "has_frame_targets", False) and not is_event_model(model):
+        metrics, monitor, device, extra = evaluate_windows(cfg, model, datamodule, run_dir)
+    else:
+        metrics, monitor, device, extra = evaluate_clips(cfg, model, datamodule, run_dir)
+    model.to(device)  # Lightning may have moved the model back to the CPU after the loop
+    with autocast(cfg.precision, device):  # the throughput figure at the evaluated precision
+        record = model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats)
     results = {
         "task": "eval",
         "status": "completed",
@@ -176,8 +239,11 @@ def evaluate(cfg: DictConfig) -> dict:
         "split": cfg.split,
         "monitor": {"name": monitor, "best": metrics.get(monitor)},
         "metrics": metrics,
+        **extra,
         "checkpoints": {"evaluated": str(Path(cfg.ckpt_path).resolve())},
-        **model_record(model, cfg.throughput.batch_size, cfg.throughput.repeats),
+        **record,
+        "precision": cfg.precision,
+        **reduction_costs(model, cfg),
         "tome": tome,
         "kd": None,
         "wall_time_s": time.time() - started,

@@ -1,4 +1,11 @@
-"""`python -m fast_ast.export ckpt_path=... out=DIR`: a checkpoint as a Hugging Face AST directory.
+"""`python -m fast_ast.export ckpt_path=... out=DIR [format=hf|project]`: a checkpoint as an export directory.
+
+format=project (any backbone): DIR/model.safetensors (the model's state dict) and DIR/config.json
+({"format": "fast_ast", "model": "AudioClassifier" | "EventClassifier", "hyper_parameters": the model's
+plain constructor arguments}); `fast_ast.modules.checkpoint.load_classifier(DIR)` (and eval/predict
+ckpt_path=DIR, kd.ckpt=DIR) rebuilds it, validated as a .ckpt is. Token Merging settings are kept.
+
+format=hf (the AST backbone only), a Hugging Face AST directory:
 
 DIR/config.json              ASTConfig of the backbone (fast_ast.backbones.hf_keys.hf_config) with the class
                              names as id2label/label2id and problem_type (single- or multi-label)
@@ -28,8 +35,10 @@ from safetensors.torch import save_file
 
 from fast_ast.config_keys import check_known_keys
 from fast_ast.backbones.hf_keys import ast_to_hf, hf_config
+from fast_ast.backbones.registry import backbone_name
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.inference.model import is_event_model, load_for_inference
+from fast_ast.modules.checkpoint import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS, check_plain
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
@@ -64,21 +73,51 @@ def feature_extractor_config(features: dict[str, Any], sample_rate: int) -> dict
     }
 
 
+EXPORT_FORMATS = ("hf", "project")
+
+
+def export_project(model: AudioClassifier, out: str | Path) -> Path:
+    """Writes `model` (any backbone) as DIR/model.safetensors + DIR/config.json (see the module docstring)."""
+    out = Path(out)
+    hparams = {key: value for key, value in dict(model.hparams).items() if key != "kd"}  # a student exports as its classifier
+    hparams["pretrained"] = None  # the export holds the trained weights
+    check_plain(hparams, "hyper_parameters")
+    config = {
+        "format": EXPORT_FORMAT,
+        "model": "EventClassifier" if is_event_model(model) else "AudioClassifier",
+        "backbone": backbone_name(model.backbone),
+        "hyper_parameters": hparams,
+    }
+    weights = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EXPORT_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    save_file(weights, str(out / EXPORT_WEIGHTS), metadata={"format": "pt"})
+    (out / EXPORT_WEIGHTS).chmod(0o644)
+    log.info("exported %s (%s backbone) to %s", config["model"], config["backbone"], out)
+    return out
+
+
 def export_hf(model: AudioClassifier, out: str | Path) -> Path:
     """Writes `model` as a Hugging Face ASTForAudioClassification directory `out` (see the module docstring)."""
     out = Path(out)
-    if model.backbone.token_merging is not None:
+    if backbone_name(model.backbone) != "ast":
+        raise ValueError(
+            f"format=hf writes transformers' AST, and this checkpoint's backbone is {backbone_name(model.backbone)!r}: "
+            "use format=project (model.safetensors + config.json, rebuilt by load_classifier)"
+        )
+    if model.backbone.token_reduction is not None:
         log.warning(
             "the checkpoint runs with Token Merging (%s); Hugging Face's AST has no token merging: the export holds "
             "the same weights run as the plain AST (r = 0), whose outputs differ from the ToMe model's",
-            model.backbone.token_merging,
+            model.backbone.token_reduction,
         )
     block_eps, head_eps = model.backbone.v.norm.eps, model.backbone.mlp_head[0].eps
     if block_eps != head_eps:
         log.warning(
             "Hugging Face's AST has one layer_norm_eps for the blocks and the head; this model uses %g in the blocks and %g "
-            "in the head (model.backbone.head_norm_eps): the export writes %g, so its logits differ from this model's "
-            "by float rounding of the head's LayerNorm (about 1e-5 relative); train with head_norm_eps = norm_eps for an exact export",
+            "in the head (model.backbone.head_norm_eps): transformers runs the export with %g in both, so its logits differ "
+            "from this model's by float rounding of the head's LayerNorm (about 1e-5 relative; model.pretrained=<export> "
+            "loads back exactly); train with head_norm_eps = norm_eps for an exact transformers export",
             block_eps, head_eps, block_eps,
         )
     if is_event_model(model):
@@ -98,8 +137,10 @@ def export_hf(model: AudioClassifier, out: str | Path) -> Path:
 
 def export(cfg: DictConfig) -> Path:
     # The trained ToMe setting is kept so that the warning above names it; it does not change the weights.
+    if cfg.format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {cfg.format!r}")
     model = load_for_inference(cfg.ckpt_path, None, torch.device("cpu"))
-    return export_hf(model, cfg.out)
+    return export_hf(model, cfg.out) if cfg.format == "hf" else export_project(model, cfg.out)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")

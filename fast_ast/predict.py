@@ -1,6 +1,7 @@
 """`python -m fast_ast.predict ckpt_path=... inputs=FILE_OR_DIR [hop_seconds=...]`: label recordings of any length.
 
-Each file is read whole (fast_ast.data.audio_io.read_audio: mono, resampled to the model's rate) and cut
+Each file gets the check training uses (fast_ast.data.validation.describe_file), then is read whole
+(fast_ast.data.audio_io.read_audio: mono, resampled to the model's rate) and cut
 into windows of the model's input length (its training clip length) every `hop_seconds`; windows run
 through the model in batches. Writes in the run directory:
     predictions.csv  file, start_s, end_s, label_1, score_1, ... label_k, score_k   (one row per window)
@@ -33,12 +34,14 @@ from rich.table import Table
 
 from fast_ast.config_keys import check_known_keys
 from fast_ast.data.audio_io import AudioReadError, read_audio
+from fast_ast.data.validation import describe_file
 from fast_ast.inference.files import list_inputs
 from fast_ast.device import resolve_device
 from fast_ast.inference.model import is_event_model, load_for_inference
 from fast_ast.inference.segments import Segment, merge_active
 from fast_ast.inference.windows import FrameAverager, cut_windows, tiling_spans, window_starts
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Settings:
     batch_size: int
     top_k: int
     threshold: float
+    precision: str  # fast_ast.precision name: the forward's autocast
     excluded: tuple[str, ...] = ()  # labels never written as event segments (the background class)
 
 
@@ -66,6 +70,15 @@ class FilePrediction:
     starts: torch.Tensor  # [N] window start samples
     scores: torch.Tensor  # [N, C] window-level class scores
     segments: list[Segment] = field(default_factory=list)
+
+
+def read_checked(path: Path, sample_rate: int) -> torch.Tensor:
+    """The file check training uses (validation.describe_file: truncated, empty, not audio...), then the
+    decode; raises AudioReadError naming the file and the reason."""
+    info = describe_file(str(path))
+    if not info.ok:
+        raise AudioReadError(path, info.reason)
+    return read_audio(path, sample_rate)
 
 
 def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
@@ -83,11 +96,15 @@ def check_settings(cfg: DictConfig, model: AudioClassifier) -> Settings:
             )
     if cfg.batch_size < 1 or cfg.top_k < 1:
         raise ValueError(f"batch_size and top_k must be >= 1, got {cfg.batch_size} and {cfg.top_k}")
+    check_precision(cfg.precision, next(model.parameters()).device)
     if not 0 < cfg.threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
     background = model.background_class if is_event_model(model) else None
     excluded = (background,) if background is not None and not cfg.include_background else ()
-    return Settings(window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), excluded)
+    return Settings(
+        window, hop, rate, int(cfg.batch_size), min(int(cfg.top_k), model.num_classes), float(cfg.threshold), cfg.precision,
+        excluded,
+    )
 
 
 @torch.inference_mode()
@@ -109,11 +126,13 @@ def predict_waveform(model: AudioClassifier, waveform: torch.Tensor, settings: S
     scores = []
     for batch_starts in starts.split(settings.batch_size):
         windows = cut_windows(waveform, batch_starts, settings.window).to(device)
+        with autocast(settings.precision, device):
+            outputs = model.outputs(model.frontend(windows)) if event_model else model(windows)
         if event_model:
-            clip_logits, frame_logits = model.outputs(model.frontend(windows))
+            clip_logits, frame_logits = outputs
             averager.add(torch.sigmoid(frame_logits[:, inside.to(device)].float()), batch_starts // frame_hop)
         else:
-            clip_logits = model(windows)
+            clip_logits = outputs
         scores.append(model.scores(clip_logits.float()).cpu())
     scores = torch.cat(scores)
     if event_model:
@@ -184,7 +203,7 @@ def predict(cfg: DictConfig) -> dict:
             for path in files:
                 progress.update(task, description=path.name)
                 try:
-                    waveform = read_audio(path, settings.sample_rate)
+                    waveform = read_checked(path, settings.sample_rate)
                 except AudioReadError as error:
                     unreadable.append(error)
                     progress.advance(task)

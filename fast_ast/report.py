@@ -4,6 +4,8 @@ Reads every job's results.json and writes, into the sweep directory (or --out):
   summary.csv   one row per job: status, swept values, every metric, throughput, parameters, error
   summary.md    the same as a markdown table; fold sweeps (data.fold swept) as mean ± std per setting;
                 the Pareto front; failed, unfinished and not-started jobs with their error or directory
+  reduction.md, reduction_pareto.png  for eval sweeps (fast_ast.eval -m ... under many token reductions):
+                the metric against clips/s at each measured batch size, GFLOPs, peak memory, device, fronts marked
   pareto.png    the monitored metric (val/acc, val/mAP, ...) against measured throughput, one point per
                 run (per setting, with ± std bars, for fold sweeps), labelled by the swept values, the
                 Pareto front (no other run both faster and better) drawn as a staircase
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -32,10 +35,12 @@ from fast_ast.device import device_description, resolve_device
 from fast_ast.measure.timing import alternating_times
 from fast_ast.cluster.sweep import job_overrides, override_key, override_value, sweep_arguments, swept_keys
 from fast_ast.results import RESULTS_FILE, read_results
+from fast_ast.run_dir import FAILED_SUFFIX
 
 FOLD_KEY = "data.fold"
 # Statuses of jobs without a usable result.
 FAILED, UNFINISHED, NOT_STARTED = "failed", "unfinished", "not started"
+COULD_NOT_WRITE = "failed: could not write"  # the job's failure went to <job dir>.failed.json
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Job:
 
 def evaluated_checkpoint(job: Job) -> str:
     checkpoints = job.results.get("checkpoints") or {}
-    path = checkpoints.get("averaged") or checkpoints.get("best") or checkpoints.get("last")
+    path = checkpoints.get("evaluated") or checkpoints.get("averaged") or checkpoints.get("best") or checkpoints.get("last")
     if not path:
         raise ValueError(f"job {job.num} ({job.directory}): results.json names no checkpoint to re-measure")
     return path
@@ -71,12 +76,10 @@ def evaluated_checkpoint(job: Job) -> str:
 def remeasure_throughput(jobs: list[Job], device: str, batch_size: int, repeats: int) -> None:
     """Replaces each completed job's throughput by eval clips/s (waveform -> logits) of its evaluated
     weights timed here: every job once per round, in turn, median over `repeats` rounds."""
-    from fast_ast.modules.checkpoint import load_classifier
-
     device = resolve_device(device)
     calls = {}
     for job in (j for j in jobs if j.status == "completed"):
-        model = load_classifier(evaluated_checkpoint(job)).to(device)
+        model = job_model(job, device)
         example = torch.randn(batch_size, model.hparams.clip_samples, device=device) * 0.1
         calls[job.num] = lambda model=model, example=example: model(example)
     seconds = alternating_times(calls, device, warmup=1, repeats=repeats)
@@ -90,7 +93,20 @@ def remeasure_throughput(jobs: list[Job], device: str, batch_size: int, repeats:
             }
 
 
+def job_model(job: Job, device: torch.device):
+    """The model a completed job measured: its evaluated checkpoint, run with the token reduction the
+    job used (an eval job's `tome`; a training job's checkpoint carries its own)."""
+    from fast_ast.inference.model import load_for_inference
+
+    tome = job.results.get("tome") if job.results.get("task") == "eval" else None
+    return load_for_inference(evaluated_checkpoint(job), tome, device)
+
+
 def read_job(num: int, directory: Path, expected: list[str]) -> Job:
+    fallback = directory.parent / f"{directory.name}{FAILED_SUFFIX}"  # fast_ast.run_dir.write_failure
+    if not (directory / RESULTS_FILE).is_file() and fallback.is_file():
+        record = json.loads(fallback.read_text())
+        return Job(num, directory, COULD_NOT_WRITE, list(record.get("overrides", expected)), record)
     if (directory / RESULTS_FILE).is_file():
         results = read_results(directory)
         return Job(num, directory, results.get("status", FAILED), list(results.get("overrides", expected)), results)
@@ -201,9 +217,15 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
             ])
 
 
+def markdown_cell(value) -> str:
+    """A table cell on one line: pipes escaped, line breaks (a multi-line error, a traceback) as <br>."""
+    text = str(value).replace("|", "\\|").replace("\r\n", "\n").replace("\r", "\n")
+    return "<br>".join(line.strip() for line in text.split("\n"))
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
 
 
 CLASSIFICATION_METRICS = ("acc", "balanced_acc", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "mAP")
@@ -222,7 +244,7 @@ def classification_section(jobs: list[Job]) -> list[str]:
 
 
 def markdown(sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, points: list[Point], front: list[int], folds: bool) -> str:
-    counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, UNFINISHED, NOT_STARTED)}
+    counts = {status: sum(j.status == status for j in jobs) for status in ("completed", FAILED, COULD_NOT_WRITE, UNFINISHED, NOT_STARTED)}
     devices = sorted({(j.results.get("throughput") or {}).get("device") for j in jobs if j.throughput is not None})
     lines = [
         f"# Sweep {sweep_dir.name}",
@@ -312,6 +334,117 @@ def report(
     title = f"{sweep_dir.name}: {metric} vs throughput" + (f" (mean ± std over {FOLD_KEY})" if folds else "")
     speed_label = "eval clips/s, " + ("re-measured side by side" if remeasure else "as measured in each job")
     plot(paths["plot"], points, front, metric, title, left_out, speed_label)
+    if any(job.results.get("throughput_by_batch") for job in jobs):
+        if remeasure:
+            remeasure_by_batch(jobs, device, repeats)
+        paths.update(reduction_report(out_dir, sweep_dir, jobs, keys, names, metric, remeasure))
+    return paths
+
+
+# ---- eval sweeps (python -m fast_ast.eval -m ckpt_path=... <reductions>): the hardware-honest report ----
+
+
+def batch_sizes_of(jobs: list[Job]) -> list[int]:
+    return sorted({int(b) for job in jobs for b in (job.results.get("throughput_by_batch") or {})})
+
+
+def batch_throughput(job: Job, batch_size: int) -> float | None:
+    entry = (job.results.get("throughput_by_batch") or {}).get(str(batch_size))
+    return None if entry is None else entry["clips_per_s"]
+
+
+@torch.inference_mode()
+def remeasure_by_batch(jobs: list[Job], device: str, repeats: int) -> None:
+    """Replaces every completed job's throughput_by_batch by clips/s timed here, in one process: each
+    (job, batch size) once per round, in turn, median over `repeats` rounds."""
+    from fast_ast.tome.cost import throughput_by_batch
+
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    sizes = batch_sizes_of(jobs)
+    models = {job.num: job_model(job, device) for job in jobs if job.status == "completed" and job.results.get("throughput_by_batch")}
+    examples = {}
+    calls = {}
+    for num, model in models.items():
+        for b in sizes:
+            examples[num, b] = torch.randn(b, model.hparams.clip_samples, device=device) * 0.1
+            calls[num, b] = lambda model=model, x=examples[num, b]: model(x)
+    seconds = alternating_times(calls, device, warmup=1, repeats=repeats)
+    described = device_description(device)
+    for job in jobs:
+        if job.num in models:
+            job.results["throughput_by_batch"] = {
+                str(b): {"clips_per_s": b / statistics.median(seconds[job.num, b]), "batch_size": b, "repeats": repeats, "device": described}
+                for b in sizes
+            }
+
+
+def reduction_rows(jobs: list[Job], keys: list[str], names: dict[str, str], metric: str) -> tuple[list[Job], dict[int, list[int]]]:
+    """(completed jobs with a metric and per-batch throughput, {batch size: indices of those on its Pareto front})."""
+    usable = [j for j in jobs if j.status == "completed" and j.metric(metric) is not None and j.results.get("throughput_by_batch")]
+    fronts = {}
+    for b in batch_sizes_of(usable):
+        points = [(batch_throughput(j, b) or 0.0, j.metric(metric)) for j in usable]
+        fronts[b] = pareto_front(points)
+    return usable, fronts
+
+
+def reduction_markdown(sweep_dir: Path, usable: list[Job], fronts: dict[int, list[int]], keys: list[str], names: dict[str, str], metric: str, remeasured: bool) -> str:
+    devices = sorted({entry["device"] for j in usable for entry in j.results["throughput_by_batch"].values()})
+    sizes = sorted(fronts)
+    header = ["setting", metric, *[f"clips/s b={b}" for b in sizes], "GFLOPs", "peak MB", "tokens per layer"]
+    rows = []
+    for i, job in enumerate(usable):
+        speeds = [fmt(batch_throughput(job, b), 1) + (" *" if i in fronts[b] else "") for b in sizes]
+        tokens = (job.results.get("tokens") or {}).get("per_layer") or []
+        rows.append([label(job, keys, names), fmt(job.metric(metric), 4), *speeds, fmt(job.results.get("gflops"), 3),
+                     fmt(job.results.get("peak_memory_mb"), 1), " ".join(map(str, tokens))])
+    lines = [
+        f"# Token reduction: {sweep_dir.name}",
+        "",
+        f"Device: {', '.join(devices) or '—'}" + (" (re-measured side by side in one process, alternating, median)" if remeasured else " (as measured in each job)") + ".",
+        f"`*`: on the Pareto front of {metric} against clips/s at that batch size (no other setting both faster and better).",
+        "GFLOPs: forward FLOPs per clip (matmuls, fast_ast.tome.flops); peak MB: tensors one forward of a batch allocates.",
+        "",
+        "![Pareto fronts per batch size](reduction_pareto.png)",
+        "",
+    ]
+    return "\n".join(lines + markdown_table(header, rows)) + "\n"
+
+
+def reduction_plot(path: Path, usable: list[Job], fronts: dict[int, list[int]], keys: list[str], names: dict[str, str], metric: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(fronts)
+    figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4.5), dpi=110, squeeze=False)
+    for ax, b in zip(axes[0], sizes):
+        on_front = set(fronts[b])
+        for i, job in enumerate(usable):
+            x, y = batch_throughput(job, b), job.metric(metric)
+            ax.plot(x, y, "o", color="tab:red" if i in on_front else "tab:blue", zorder=3 if i in on_front else 2)
+            ax.annotate(label(job, keys, names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
+        xs, ys = [batch_throughput(usable[i], b) for i in fronts[b]], [usable[i].metric(metric) for i in fronts[b]]
+        ax.plot(xs, ys, drawstyle="steps-pre", color="tab:red", linestyle="--", linewidth=1, label="Pareto front")
+        ax.set_xlabel(f"clips/s at batch size {b}")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.2, y=0.1)
+        ax.legend(loc="lower left", fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def reduction_report(out_dir: Path, sweep_dir: Path, jobs: list[Job], keys: list[str], names: dict[str, str], metric: str, remeasured: bool) -> dict[str, Path]:
+    """reduction.md (metric, clips/s per batch size, GFLOPs, peak memory, fronts marked) and reduction_pareto.png."""
+    usable, fronts = reduction_rows(jobs, keys, names, metric)
+    paths = {"reduction_markdown": out_dir / "reduction.md", "reduction_plot": out_dir / "reduction_pareto.png"}
+    paths["reduction_markdown"].write_text(reduction_markdown(sweep_dir, usable, fronts, keys, names, metric, remeasured))
+    devices = sorted({entry["device"] for j in usable for entry in j.results["throughput_by_batch"].values()})
+    reduction_plot(paths["reduction_plot"], usable, fronts, keys, names, metric, f"{sweep_dir.name}: {metric} vs measured clips/s — {', '.join(devices)}")
     return paths
 
 

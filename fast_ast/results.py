@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,15 @@ def model_record(model: torch.nn.Module, batch_size: int, repeats: int) -> dict[
 
 
 def write_results(run_dir: str | Path, results: dict[str, Any]) -> Path:
+    """Writes results.json through a temp file and a rename: a reader never sees half a file."""
     path = Path(run_dir) / RESULTS_FILE
     payload = {"version": RESULTS_VERSION, **_jsonable(results)}
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    temporary = path.with_name(f".{RESULTS_FILE}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 

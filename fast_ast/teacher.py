@@ -33,6 +33,7 @@ from fast_ast.kd.distillation import as_list
 from fast_ast.kd.store import TeacherLogits, check_class_names, save_logits
 from fast_ast.kd.teachers import Teacher, load_teacher
 from fast_ast.kd.view_store import TeacherViews, id_hash, save_views, topk_logits
+from fast_ast.precision import autocast, check_precision
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def clean_logits(cfg: DictConfig, datamodule, teachers: list[Teacher], device: t
         clips = datamodule.plain_split(split)  # no training-time randomness: the clips as evaluated
         for batch in DataLoader(clips, batch_size=cfg.batch_size, shuffle=False, num_workers=datamodule.num_workers):
             audio = batch["audio"].to(device)
-            rows.append(torch.stack([teacher(audio).float() for teacher in teachers]).mean(dim=0).cpu())
+            with autocast(cfg.precision, device):
+                rows.append(torch.stack([teacher(audio).float() for teacher in teachers]).mean(dim=0).cpu())
             ids.extend(batch["id"])
         log.info("teacher logits for %d clips of split %s", len(clips), split)
     return torch.cat(rows), ids
@@ -103,7 +105,8 @@ def view_logits(cfg: DictConfig, datamodule, teachers: list[Teacher], device: to
     loader = DataLoader(views, batch_size=cfg.batch_size, sampler=OrderedViews(size, count), num_workers=datamodule.num_workers)
     for batch in loader:
         index, view = batch["index"], batch["view"]
-        scored = torch.stack([teacher.view_logits(to_device(batch, device), augment).float() for teacher in teachers]).mean(dim=0)
+        with autocast(cfg.precision, device):
+            scored = torch.stack([teacher.view_logits(to_device(batch, device), augment).float() for teacher in teachers]).mean(dim=0)
         logits[view, index] = scored.cpu()
         seeds[view, index] = batch["view_seed"]
         hashes[view, index] = torch.tensor([id_hash(clip_id) for clip_id in batch["id"]], dtype=torch.long)
@@ -119,6 +122,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
     if int(cfg.views) < 0 or int(cfg.topk) < 0:
         raise ValueError(f"views and topk must be >= 0, got views={cfg.views}, topk={cfg.topk}")
     device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     datamodule = instantiate(cfg.data)
     teachers = [teacher.to(device) for teacher in load_teachers(cfg, datamodule)]
     if int(cfg.topk) > datamodule.num_classes:
@@ -128,6 +132,7 @@ def write_teacher_logits(cfg: DictConfig) -> Path:
         **identity(teachers),
         "corpus": json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True),
         "written_by": "python -m fast_ast.teacher",
+        "precision": cfg.precision,
     }
     classes = list(datamodule.class_names)
     if int(cfg.views) == 0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import hydra
@@ -22,6 +21,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from fast_ast.callbacks.checkpoint_io import AtomicCheckpointIO
+from fast_ast.config_checks import check_train_config
 from fast_ast.config_keys import check_known_keys
 from fast_ast.callbacks.weight_averaging import EpochWeightAveraging
 from fast_ast.cluster.requeue import RequeueSignal
@@ -30,6 +31,7 @@ from fast_ast.modules.metrics import check_monitor
 from fast_ast.modules.checkpoint import read_checkpoint
 from fast_ast.resolvers import CONF_DIR, register_resolvers
 from fast_ast.results import model_record, this_job_overrides, write_results
+from fast_ast.run_dir import choose_resume, guard_run_dir, write_failure
 from fast_ast.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,10 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint to continue from, checked like every checkpoint read (weights only, plain settings)."""
     if cfg.resume in (None, "none", "null"):
         return None
-    if cfg.resume == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if not last.is_file():
+    if cfg.resume == "auto":  # last.ckpt, else the newest readable checkpoint (fast_ast.run_dir)
+        path = choose_resume(run_dir / "checkpoints")
+        if path is None:
             return None
-        log.info("resume=auto: continuing from %s", last)
-        path = str(last)
     elif not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: no such checkpoint")
     else:
@@ -89,6 +89,7 @@ def train(cfg: DictConfig) -> dict:
     """Runs one training job and returns its results (also written to <run dir>/results.json)."""
     started = time.time()
     run_dir = Path(cfg.paths.output_dir)
+    check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
@@ -105,6 +106,7 @@ def train(cfg: DictConfig) -> dict:
         callbacks=callbacks,
         logger=loggers or False,
         reload_dataloaders_every_n_epochs=1 if datamodule.reloads_each_epoch else 0,
+        plugins=[AtomicCheckpointIO()],
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir), weights_only=True)
 
@@ -168,27 +170,26 @@ def finish_wandb_run(exit_code: int) -> None:
 
 
 def record_failure(cfg: DictConfig, error: BaseException, started: float) -> None:
-    """results.json with status "failed" and the error, and traceback.txt, in the job's directory."""
+    """results.json with status "failed" and the error, and traceback.txt, in the job's directory (or,
+    when that cannot be written, next to it and on stderr: fast_ast.run_dir.write_failure)."""
     run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
     failure = {
         "task": "train",
         "status": "failed",
         "run_dir": str(run_dir.resolve()),
         "overrides": this_job_overrides(),
         "error": f"{type(error).__name__}: {error}",
-        "traceback": str(run_dir / "traceback.txt"),
         "wall_time_s": time.time() - started,
     }
-    write_results(run_dir, failure)
-    log.error("job failed: %s (traceback in %s)", failure["error"], failure["traceback"])
+    where = write_failure(run_dir, failure, error)
+    log.error("job failed: %s (recorded in %s)", failure["error"], where)
 
 
 def train_and_record(cfg: DictConfig) -> dict:
     """train(cfg); a failure is written to the job's directory and re-raised. Hydra's sweepers run the
     remaining jobs of the sweep before reporting failures, so one failed job does not stop the others."""
     started = time.time()
+    lock = guard_run_dir(Path(cfg.paths.output_dir)) if rank_zero_only.rank == 0 else None  # refused: nothing recorded
     requeue = RequeueSignal()
     try:
         results = train(cfg)
@@ -199,6 +200,9 @@ def train_and_record(cfg: DictConfig) -> dict:
         if rank_zero_only.rank == 0:
             record_failure(cfg, error, started)
         raise
+    finally:
+        if lock is not None:
+            lock.release()
     finish_wandb_run(exit_code=0)
     return results
 

@@ -111,7 +111,7 @@ def visualize(args: argparse.Namespace) -> Path:
     model, weights = build_classifier(args.ckpt, args.overrides)
     tome = {**(model.hparams.tome or {}), "r": args.r, "inflection": args.inflection, "trace_source": True}
     model.configure_tome(tome)  # a checkpoint keeps its prop_attn setting
-    merging = model.backbone.token_merging
+    merging = model.backbone.token_reduction
     if merging is None:
         raise ValueError(f"--r {args.r} merges nothing: use r > 0")
     audio, name = load_clip(args.audio, args.synthetic, model.hparams.clip_samples, model.hparams.sample_rate, args.seed)

@@ -8,9 +8,9 @@ import torch
 from timm.models.vision_transformer import Block
 
 from fast_ast.backbones.ast import AST
-from fast_ast.backbones.attention import readout_block_forward, self_attention
+from fast_ast.backbones.attention import block_forward, self_attention
 from fast_ast.tome import apply_tome
-from fast_ast.tome.block import size_bias
+from fast_ast.tome.run import size_bias
 
 
 def random_block(dim: int = 32, heads: int = 4) -> Block:
@@ -25,28 +25,29 @@ def random_block(dim: int = 32, heads: int = 4) -> Block:
 def test_self_attention_equals_timm_attention():
     block = random_block()
     x = torch.randn(3, 9, 32, dtype=torch.float64)
-    out, keys = self_attention(block.attn, x)
+    out, queries, keys = self_attention(block.attn, x)
     torch.testing.assert_close(out, block.attn(x))
-    expected_keys = block.attn.qkv(x)[..., 32:64].reshape(3, 9, 4, 8)
-    torch.testing.assert_close(keys, expected_keys)
+    torch.testing.assert_close(queries, block.attn.qkv(x)[..., :32].reshape(3, 9, 4, 8))
+    torch.testing.assert_close(keys, block.attn.qkv(x)[..., 32:64].reshape(3, 9, 4, 8))
+    torch.testing.assert_close(block_forward(block, x), block(x))  # the one block function, plain
 
 
 def test_readout_block_equals_the_full_block_sliced():
     block = random_block()
     x = torch.randn(3, 9, 32, dtype=torch.float64)
     for rows in (1, 2, 5):
-        torch.testing.assert_close(readout_block_forward(block, x, rows), block(x)[:, :rows])
+        torch.testing.assert_close(block_forward(block, x, num_queries=rows), block(x)[:, :rows])
     # with an additive key bias (ToMe's proportional attention) too
     size = torch.randint(1, 4, (3, 9, 1)).double()
     bias = size_bias(size, x.dtype)
-    full, _ = self_attention(block.attn, x, bias)
+    full, _, _ = self_attention(block.attn, x, bias)
     torch.testing.assert_close(self_attention(block.attn, x, bias, num_queries=2)[0], full[:, :2])
 
 
 def test_readout_block_gives_the_same_gradients():
     block = random_block()
     x = torch.randn(2, 9, 32, dtype=torch.float64, requires_grad=True)
-    readout_block_forward(block, x, 2).square().sum().backward()
+    block_forward(block, x, num_queries=2).square().sum().backward()
     readout = {name: p.grad.clone() for name, p in block.named_parameters()} | {"x": x.grad.clone()}
     block.zero_grad()
     x.grad = None

@@ -131,9 +131,9 @@ def test_event_model_frame_outputs_and_time_resolution():
     torch.testing.assert_close(model.frame_times(9)[[0, 8]], torch.tensor([0.0875, 0.8875], dtype=torch.float64))
     assert_close_scaled(model(audio), model.outputs(model.frontend(audio))[0])  # readout vs full last block
     merged = event_model(tome={"r": 20})
-    assert merged.backbone.token_merging is not None and merged.backbone.token_merging.trace_source
+    assert merged.backbone.token_reduction is not None and merged.backbone.token_reduction.trace_source
     merged_frames = merged.frame_logits(audio)
-    assert merged_frames.shape == (2, 9, 3) and merged.backbone.token_merging.source.shape[-1] == 2 + 12 * 9
+    assert merged_frames.shape == (2, 9, 3) and merged.backbone.token_reduction.source.shape[-1] == 2 + 12 * 9
     assert not torch.allclose(merged_frames, frames)
     torch.testing.assert_close(event_model(tome={"r": 0}).frame_logits(audio), frames)
 

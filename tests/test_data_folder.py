@@ -22,7 +22,7 @@ def test_label_map_from_sorted_folders_and_splits(tmp_path):
     assert dm.class_names == ["cricket", "frog", "owl"]
     dm.setup()
     assert len(dm.clips["train"]) == 9 and len(dm.clips["val"]) == len(dm.clips["test"]) == 3
-    assert {clip.id: clip.target for clip in dm.clips["val"]} == {"cricket/clip0": 0, "frog/clip0": 1, "owl/clip0": 2}
+    assert {clip.id: clip.target for clip in dm.clips["val"]} == {"cricket/clip0.wav": 0, "frog/clip0.wav": 1, "owl/clip0.wav": 2}  # ids keep the extension
     assert {clip.path.split("/")[-3] for clip in dm.clips["test"]} == {"test"}
     flac = [clip for clip in dm.clips["train"] if clip.path.endswith(".flac")]
     assert len(flac) == 3 and dm.infos[flac[0].path].channels == 2

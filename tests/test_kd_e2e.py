@@ -85,7 +85,7 @@ def test_tome_student_distils_from_the_file(teacher, tmp_path):
     assert torch.load(best, weights_only=True)["distillation"]["kd"]["path"] == str(path)  # a record only
     assert not any(key.startswith("teacher") for key in raw["state_dict"])
     plain = load_classifier(best)
-    assert type(plain) is AudioClassifier and plain.backbone.token_merging is not None
+    assert type(plain) is AudioClassifier and plain.backbone.token_reduction is not None
     for key, value in plain.backbone.state_dict().items():
         torch.testing.assert_close(value, raw["state_dict"]["backbone." + key], rtol=0, atol=0)
 

@@ -17,13 +17,26 @@ from fast_ast import visualize
 from fast_ast.backbones.ast import AST, NUM_PREFIX_TOKENS
 from fast_ast.backbones.attention import self_attention
 from fast_ast.modules.checkpoint import load_classifier
-from fast_ast.tome import TokenMerging, apply_tome
-from fast_ast.tome.block import size_bias, tome_block_forward
+from fast_ast.backbones.attention import block_forward
+from fast_ast.tome import TokenReduction, apply_tome
+from fast_ast.tome.run import size_bias
 from fast_ast.tome.flops import ast_forward_flops
 from fast_ast.tome.merge import Matching, bipartite_soft_matching, max_merges, merge_source, merge_wavg
 from fast_ast.tome.schedule import capped_schedule, requested_schedule, tokens_per_layer
 from fast_ast.visualize import patch_groups
 from tests.helpers import compose_config, run_train
+
+
+def tome_block(block, x: torch.Tensor, r: int, size: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block with r ToMe merges after attention (proportional attention on `size`): (x, size)."""
+    sizes = [size]
+
+    def merge(out, queries, keys):
+        out, sizes[0] = merge_wavg(bipartite_soft_matching(keys.mean(dim=2), r, 2), out, size)
+        return out
+
+    out = block_forward(block, x, None if size is None else size_bias(size, x.dtype), reduce=merge if r else None)
+    return out, sizes[0]
 
 
 def tiny_ast(depth: int = 2, **kwargs) -> AST:
@@ -140,7 +153,7 @@ def test_r_zero_is_exactly_the_plain_ast():
     model, features = tiny_ast(), torch.randn(2, 32, 32)
     plain = model(features)
     for r in (0, [0, 0]):
-        assert apply_tome(model, r=r, inflection=0.0) is None and model.token_merging is None
+        assert apply_tome(model, r=r, inflection=0.0) is None and model.token_reduction is None
         assert torch.equal(model(features), plain)
     # switching merging on and back off (evaluating a plain-trained model with any r) restores it exactly
     assert apply_tome(model, r=2) is not None
@@ -152,9 +165,9 @@ def test_r_zero_is_exactly_the_plain_ast():
 def test_tome_block_with_r_zero_matches_the_timm_block():
     model, x = tiny_ast().double(), torch.randn(2, 11, 32, dtype=torch.float64)  # two orders: float64
     block = model.v.blocks[0]
-    out, size, source = tome_block_forward(block, x, r=0, num_protected=2)
+    out, size = tome_block(block, x, r=0)
     torch.testing.assert_close(out, block(x))
-    assert size is None and source is None
+    assert size is None
 
 
 def sized_attention_reference(attn, x: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
@@ -171,15 +184,15 @@ def test_proportional_attention_matches_explicit_softmax_and_duplicated_keys():
     torch.manual_seed(2)
     x = torch.randn(2, 6, 32, dtype=torch.float64)
     size = torch.tensor([1.0, 1, 3, 1, 2, 1], dtype=torch.float64).expand(2, 6).unsqueeze(-1)
-    out, keys = self_attention(attn, x, size_bias(size, x.dtype))
+    out, _, keys = self_attention(attn, x, size_bias(size, x.dtype))
     torch.testing.assert_close(out, sized_attention_reference(attn, x, size))
     assert keys.shape == (2, 6, 2, 16)  # [B, N, heads, head_dim]
     # a token of size s attends like s identical copies of it (prop. attention's purpose)
     copies = torch.tensor([0, 1, 2, 2, 2, 3, 4, 4, 5])
-    duplicated, _ = self_attention(attn, x[:, copies])
+    duplicated, _, _ = self_attention(attn, x[:, copies])
     torch.testing.assert_close(out, duplicated[:, [0, 1, 2, 5, 6, 8]])
     # all sizes 1: proportional attention changes nothing
-    plain, _ = self_attention(attn, x)
+    plain, _, _ = self_attention(attn, x)
     torch.testing.assert_close(self_attention(attn, x, size_bias(torch.ones(2, 6, 1, dtype=x.dtype), x.dtype))[0], plain)
     assert not torch.allclose(out, plain)
 
@@ -208,8 +221,8 @@ def test_gradients_flow_through_merging():
     x = torch.randn(1, 11, 8, dtype=torch.double, requires_grad=True)
 
     def merged(inputs: torch.Tensor) -> torch.Tensor:
-        out, size, _ = tome_block_forward(block, inputs, r=3, num_protected=2)
-        out, _, _ = tome_block_forward(block, out, r=2, num_protected=2, size=size)
+        out, size = tome_block(block, inputs, r=3)
+        out, _ = tome_block(block, out, r=2, size=size)
         return out
 
     assert torch.autograd.gradcheck(merged, (x,), eps=1e-6, atol=1e-5, fast_mode=True)
@@ -241,13 +254,18 @@ def test_flop_formula_matches_torch_flop_counter():
         merging = apply_tome(model, r=r)
         with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             model(features)
-        assert ast_forward_flops(model, merging.schedule if merging else None) == counter.get_total_flops()
+        assert ast_forward_flops(model, merging) == counter.get_total_flops()
 
 
 def test_token_merging_rejects_a_mismatched_backbone():
-    merging = TokenMerging([1, 1, 1], num_tokens=11)
+    merging = TokenReduction("tome", [1, 1, 1], num_tokens=11, num_prefix=2, grid=(3, 3))
+    model = tiny_ast(depth=2)
     with pytest.raises(ValueError, match="3 layers"):
-        merging(tiny_ast(depth=2).v.blocks, torch.randn(1, 11, 32))
+        model(torch.randn(1, 32, 32), reduction=merging)
+    with pytest.raises(ValueError, match="3 blocks"):
+        from fast_ast.tome import install_reduction
+
+        install_reduction(model, merging)
 
 
 def test_hand_matching_dataclass_drives_merge():
@@ -265,10 +283,13 @@ def test_ast_tome_preset_is_ast_with_the_tome_group_on():
     plain = compose_config("train", ["model=ast"])
     preset = compose_config("train", ["model=ast_tome", "tome.r=32", "tome.inflection=-0.5"])
     assert preset.model == plain.model
-    assert dict(preset.tome) == {"r": 32, "inflection": -0.5, "prop_attn": True, "trace_source": False}
+    assert dict(preset.tome) == {
+        "method": "tome", "r": 32, "inflection": -0.5, "keep_rate": 1.0, "freq_patchout": 0, "time_patchout": 0,
+        "prop_attn": True, "trace_source": False,
+    }
     assert plain.tome.r == 0 and compose_config("train", ["model=ast_tome"]).tome.r == 16
     assert compose_config("train", ["model=ast_tome", "tome=none"]).tome.r == 0
-    assert list(compose_config("bench", ["tome=default", "tome.r=[1,2,3,4]"]).tome.r) == [1, 2, 3, 4]
+    assert list(compose_config("train", ["tome=default", "tome.r=[1,2,3,4]"]).tome.r) == [1, 2, 3, 4]
 
 
 def test_train_with_token_merging_end_to_end(tmp_path):
@@ -278,11 +299,11 @@ def test_train_with_token_merging_end_to_end(tmp_path):
     assert results["tokens"]["per_layer"] == [110, 102]
     assert results["tome"]["r"] == 8
     model = load_classifier(results["checkpoints"]["best"])
-    assert model.backbone.token_merging.schedule == [8, 8]
+    assert model.backbone.token_reduction.schedule == [8, 8]
     audio = torch.randn(2, model.hparams.clip_samples) * 0.1
     merged = model(audio)
     plain = load_classifier(results["checkpoints"]["best"], tome={"r": 0})  # the same weights, no merging
-    assert plain.backbone.token_merging is None and not torch.allclose(plain(audio), merged)
+    assert plain.backbone.token_reduction is None and not torch.allclose(plain(audio), merged)
     plain.configure_tome({"r": 8})
     torch.testing.assert_close(plain(audio), merged)
 

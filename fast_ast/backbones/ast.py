@@ -2,7 +2,8 @@
 
 The parameter layout is the original AST's (`v.*` = a timm distilled DeiT, `mlp_head.*`), so
 original checkpoints load by stripping their `module.` prefix. The forward pass is written out
-here (not timm's) because the patch grid is strided and Token Merging hooks into the block loop.
+here (not timm's) because the patch grid is strided and token reduction (fast_ast.tome) runs inside
+the one block loop (`run_blocks`: every block through fast_ast.backbones.attention.block_forward).
 
 Shapes (B = batch, T = frames, F = mel bins, N = 2 + f_dim * t_dim tokens, D = embed_dim):
     input  [B, T, F]  normalised log-mel filterbanks
@@ -10,7 +11,8 @@ Shapes (B = batch, T = frames, F = mel bins, N = 2 + f_dim * t_dim tokens, D = e
     output [B, C]     logits = mlp_head(pooled) after the final LayerNorm, pooled by `pooling`:
                       cls_dist (the original's (cls + dist) / 2), cls, or mean (over all final tokens)
     frames [B, t_dim, D]  forward_frames: the patch tokens averaged over the f_dim frequency rows, one per
-                      time column (merged tokens first unmerged with ToMe's source tracking)
+                      time column (temporal merging: each column takes its merged column; ToMe and
+                      pruning: the final tokens first unmerged with source tracking)
 
 The head's LayerNorm has its own epsilon (`head_norm_eps`): the original AST builds `mlp_head` with
 PyTorch's default 1e-5 and uses timm's 1e-6 (`norm_eps`) in the blocks and the final norm, while
@@ -29,8 +31,10 @@ import torch
 from timm.models.deit import VisionTransformerDistilled
 from torch import nn
 
-from fast_ast.backbones.attention import readout_block_forward
+from fast_ast.backbones.attention import block_forward
 from fast_ast.backbones.base import Backbone
+from fast_ast.tome.apply import TokenReduction
+from fast_ast.tome.run import ReductionRun
 
 NUM_PREFIX_TOKENS = 2  # cls + distillation token; never merged, always first
 POOLINGS = {"cls_dist": 2, "cls": 1, "mean": None}  # pooling -> leading tokens the head reads (None: all)
@@ -50,10 +54,10 @@ def unmerge_tokens(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return source.transpose(1, 2).to(tokens.dtype) @ tokens
 
 
-def time_tokens(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """[B, 2 + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
+def time_tokens(tokens: torch.Tensor, grid: tuple[int, int], num_prefix: int = NUM_PREFIX_TOKENS) -> torch.Tensor:
+    """[B, P + f_dim * t_dim, D] (patches in (freq, time) row-major order) -> [B, t_dim, D] mean over frequency."""
     f_dim, t_dim = grid
-    patches = tokens[:, NUM_PREFIX_TOKENS:]
+    patches = tokens[:, num_prefix:]
     return patches.reshape(patches.shape[0], f_dim, t_dim, patches.shape[-1]).mean(dim=1)
 
 
@@ -111,8 +115,8 @@ class AST(Backbone):
         self.v.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.num_patches, embed_dim))
         nn.init.trunc_normal_(self.v.pos_embed, std=0.02)
         self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim, eps=head_norm_eps), nn.Linear(embed_dim, num_classes))
-        # Token Merging is a runtime setting (fast_ast.tome.apply_tome), None = plain AST.
-        self.token_merging = None
+        # Token reduction is a runtime setting (fast_ast.tome.apply_tome), None = plain AST.
+        self.token_reduction: TokenReduction | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -166,32 +170,50 @@ class AST(Backbone):
         return [self.mlp_head, self.v.norm, *self.v.blocks[self.depth - last_n :]]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] features -> [B, N, D] tokens with positional embedding."""
+        """[B, T, F] features -> [B, N, D] tokens with positional embedding (cls[, distillation], then patches)."""
         x = x.unsqueeze(1).transpose(2, 3)  # [B, 1, F, T]
         x = self.v.patch_embed.proj(x).flatten(2).transpose(1, 2)  # [B, f_dim * t_dim, D]
-        batch = x.shape[0]
-        prefix = torch.cat((self.v.cls_token.expand(batch, -1, -1), self.v.dist_token.expand(batch, -1, -1)), dim=1)
-        x = torch.cat((prefix, x), dim=1) + self.v.pos_embed
+        prefix = self.v.cls_token if self.num_prefix_tokens == 1 else torch.cat((self.v.cls_token, self.v.dist_token), dim=1)
+        x = torch.cat((prefix.expand(x.shape[0], -1, -1), x), dim=1) + self.v.pos_embed
         return self.v.pos_drop(x)
 
-    def forward_features(self, x: torch.Tensor, prefix_only: bool = False) -> torch.Tensor:
-        """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were merged).
+    def run_blocks(
+        self, x: torch.Tensor, prefix_only: bool = False, reduction: TokenReduction | None = None
+    ) -> tuple[torch.Tensor, ReductionRun | None]:
+        """[B, T, F] -> ([B, N', D] normalised final tokens, the reduction's run state or None).
 
+        The one block loop: every block through `block_forward`, with the reduction's step between
+        attention and MLP (`reduction`, default the installed `token_reduction`; None: plain).
         prefix_only: the last block computes only the leading tokens `head` reads (cls and distillation,
-        or cls: N' = 2 or 1; every token for mean pooling); the other rows of the last block are never computed.
+        or cls: N' = 2 or 1; every token for mean pooling), and reduces nothing (it would only touch
+        rows nobody reads).
         """
+        reduction = self.token_reduction if reduction is None else reduction
         x = self.embed(x)
+        run = None
+        if reduction is not None:
+            if len(reduction.schedule) != self.depth:
+                raise ValueError(f"the token reduction has {len(reduction.schedule)} layers, the backbone {self.depth} blocks")
+            run = ReductionRun(reduction, x, self.training)
+            x = run.tokens
         readout = POOLINGS[self.pooling] if prefix_only else None
-        if self.token_merging is not None:
-            x = self.token_merging(self.v.blocks, x, readout)
-        elif readout is None:
-            x = self.v.blocks(x)
-        else:
-            *body, last = self.v.blocks
-            for block in body:
-                x = block(x)
-            x = readout_block_forward(last, x, readout)
-        return self.v.norm(x)
+        for layer, block in enumerate(self.v.blocks):
+            queries = readout if layer == self.depth - 1 else None
+            if run is None:
+                x = block_forward(block, x, num_queries=queries)
+            else:
+                x = block_forward(block, x, run.bias(x.dtype), queries, None if queries is not None else run.step(layer))
+        if run is not None:
+            if readout is not None:
+                run.keep_rows(readout)
+            if reduction.trace_source:
+                reduction.source = run.source
+                reduction.size = torch.ones_like(x[..., :1]) if run.size is None else run.size
+        return self.v.norm(x), run
+
+    def forward_features(self, x: torch.Tensor, prefix_only: bool = False, reduction: TokenReduction | None = None) -> torch.Tensor:
+        """[B, T, F] -> [B, N', D] normalised final tokens (N' < N when tokens were reduced); see run_blocks."""
+        return self.run_blocks(x, prefix_only, reduction)[0]
 
     def head(self, tokens: torch.Tensor) -> torch.Tensor:
         """[B, N', D] -> [B, C] logits: mlp_head of the pooled tokens."""
@@ -201,17 +223,23 @@ class AST(Backbone):
             return self.mlp_head(tokens[:, 0])
         return self.mlp_head(tokens.mean(dim=1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x, prefix_only=True))
+    def forward(self, x: torch.Tensor, reduction: TokenReduction | None = None) -> torch.Tensor:
+        return self.head(self.forward_features(x, prefix_only=True, reduction=reduction))
 
     def forward_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, F] -> (logits [B, C], frames [B, t_dim, D]: patch tokens averaged over frequency).
 
-        With Token Merging the final tokens are unmerged first, which needs its source tracking on
-        (EventClassifier sets trace_source).
+        Temporal merging keeps the grid in time order: each input column takes the column it was merged
+        into. Token Merging and pruning reorder tokens: the final tokens are unmerged first, which needs
+        source tracking on (EventClassifier sets tome.trace_source).
         """
-        tokens = self.forward_features(x)
+        tokens, run = self.run_blocks(x)
         logits = self.head(tokens)
-        if self.token_merging is not None:
-            tokens = unmerge_tokens(tokens, self.token_merging.source)
-        return logits, time_tokens(tokens, self.grid)
+        if run is None:
+            return logits, time_tokens(tokens, self.grid, self.num_prefix_tokens)
+        if run.columns is not None:
+            frames = time_tokens(tokens, run.grid, self.num_prefix_tokens)  # [B, t', D]
+            return logits, frames.gather(1, run.columns.unsqueeze(-1).expand(-1, -1, frames.shape[-1]))
+        if run.source is None:
+            raise ValueError(f"frame outputs under tome.method={run.reduction.method} need tome.trace_source=true")
+        return logits, time_tokens(unmerge_tokens(tokens, run.source), run.input_grid, self.num_prefix_tokens)

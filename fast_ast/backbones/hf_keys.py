@@ -115,6 +115,14 @@ def ast_to_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+HEAD_EPS_KEY = "fast_ast_head_norm_eps"
+
+
+def hf_head_eps(config: dict[str, Any]) -> float:
+    """The head LayerNorm epsilon an HF AST config describes: ours when we exported it, else layer_norm_eps."""
+    return config.get(HEAD_EPS_KEY, config["layer_norm_eps"])
+
+
 def hf_config(backbone: AST, class_names: list[str] | None = None) -> dict[str, Any]:
     """A `transformers.ASTConfig` dict (config.json content) describing `backbone`."""
     block = backbone.v.blocks[0]
@@ -133,6 +141,8 @@ def hf_config(backbone: AST, class_names: list[str] | None = None) -> dict[str, 
         "attention_probs_dropout_prob": 0.0,
         "initializer_range": 0.02,
         "layer_norm_eps": block.norm1.eps,
+        # transformers ignores this key (its head uses layer_norm_eps); it brings our head's epsilon back exactly
+        HEAD_EPS_KEY: backbone.mlp_head[0].eps,
         "patch_size": backbone.patch_size,
         "qkv_bias": block.attn.qkv.bias is not None,
         "frequency_stride": backbone.fstride,

@@ -17,9 +17,15 @@ from typing import Any
 
 from fast_ast.backbones.ast import AST
 from fast_ast.backbones.base import Backbone
+from fast_ast.backbones.htsat import HTSAT
+from fast_ast.backbones.mobilenet import MobileNetV3Audio
+from fast_ast.backbones.vit import ViT
 
 BACKBONES: dict[str, type[Backbone]] = {
     "ast": AST,
+    "vit": ViT,
+    "htsat": HTSAT,
+    "mobilenet": MobileNetV3Audio,
 }
 
 # Given by the model (corpus and features), never by `model.backbone.*`.

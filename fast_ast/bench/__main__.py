@@ -22,6 +22,10 @@ SUITES = {
     "loader": "fast_ast.bench.loader",
     "hf": "fast_ast.bench.hf",
     "frontend": "fast_ast.bench.frontend",
+    "backbones": "fast_ast.bench.backbones",
+    "precision": "fast_ast.bench.precision",
+    "hf_train": "fast_ast.bench.hf_train",
+    "memory": "fast_ast.bench.memory",
 }
 
 

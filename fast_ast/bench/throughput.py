@@ -12,6 +12,7 @@ from fast_ast.device import resolve_device
 from fast_ast.measure.timing import eval_throughput
 from fast_ast.measure.tokens import tokens_per_layer
 from fast_ast.modules.build import build_model
+from fast_ast.precision import autocast, check_precision
 
 
 def build_bench_model(cfg: DictConfig) -> torch.nn.Module:
@@ -30,7 +31,10 @@ def run(cfg: DictConfig) -> dict:
     model = build_bench_model(cfg)
     device = resolve_device(cfg.device)
     example = torch.randn(cfg.batch_size, model.hparams.clip_samples, device=device) * 0.1
-    result = eval_throughput(model, example, warmup=cfg.warmup, repeats=cfg.repeats)
+    check_precision(cfg.precision, device)
+    with autocast(cfg.precision, device):
+        result = eval_throughput(model, example, warmup=cfg.warmup, repeats=cfg.repeats)
+    result["precision"] = cfg.precision
     result["tokens_per_layer"] = tokens_per_layer(model.backbone, model.frontend(example[:1]))
     table = Table(title=f"eval throughput — {result['device']}")
     for column in ("model", "tome", "tokens in", "tokens out", "clips/s"):
@@ -38,8 +42,8 @@ def run(cfg: DictConfig) -> dict:
     table.add_row(
         backbone_label(OmegaConf.to_container(cfg.model.backbone, resolve=True)),
         str(OmegaConf.to_container(cfg.tome)),
-        str(result["tokens_per_layer"][0]),
-        str(result["tokens_per_layer"][-1]),
+        str(result["tokens_per_layer"][0]) if result["tokens_per_layer"] else "-",
+        str(result["tokens_per_layer"][-1]) if result["tokens_per_layer"] else "-",
         f"{result['clips_per_s']:.2f}",
     )
     Console().print(table)

@@ -1,21 +1,22 @@
 """suite=tome: what Token Merging buys, per r, measured against r = 0 in the same run.
 
-    python -m fast_ast.bench suite=tome tome.r=[0,16,48,96] [model/backbone=base384 ...]
+    python -m fast_ast.bench suite=tome tome_suite.r=[0,16,48,96] [model/backbone=base384 ...]
 
-Here `tome.r` lists the r values compared (each a constant r per layer; tome.inflection and
-tome.prop_attn apply to all). For every r: eval clips/s of the backbone on [B, T, F] features, its
+`tome_suite.r` lists the r values compared (each a constant r per layer; tome.inflection and
+tome.prop_attn apply to all). Each is a plan (fast_ast.tome.plan_reduction) passed to the forward
+pass, `backbone(features, reduction=plan)`: nothing is installed on the backbone. For every r: eval clips/s of the backbone on [B, T, F] features, its
 ratio to r = 0 (median over alternating rounds), the tokens entering each block (counted at run time),
 and the forward FLOPs from those tokens (fast_ast.tome.flops). Also the plain AST against r = 0 through
-apply_tome (token_merging None) and against the ToMe block loop forced with r = 0 in every layer, and
+the plan (None) and against the ToMe block loop forced with r = 0 in every layer, and
 for each r in `tome_suite.train_r` the training-step throughput (forward + backward + optimizer step)
-against r = 0. Results go to <run dir>/tome_bench.json and a plot of clips/s and FLOPs vs r.
+against r = 0, and for each [rows, columns] of `tome_suite.patchout` the training step with PaSST's structured
+patchout against r = 0. Results go to <run dir>/tome_bench.json and a plot of clips/s and FLOPs vs r.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,30 +32,23 @@ from fast_ast.device import device_description
 from fast_ast.measure.timing import alternating_times, median_ratio
 from fast_ast.measure.tokens import tokens_per_layer
 from fast_ast.modules.optim import build_optimizer
-from fast_ast.tome import TokenMerging, apply_tome
+from fast_ast.tome import TokenReduction, plan_reduction
 from fast_ast.tome.flops import ast_forward_flops
 
 
 def requested_rs(cfg: DictConfig) -> list[int]:
-    """tome.r as the list of r values to compare, r = 0 (the reference) first."""
-    rs = OmegaConf.to_container(cfg.tome, resolve=True)["r"]
+    """tome_suite.r as the list of r values to compare, r = 0 (the reference) first."""
+    rs = OmegaConf.to_container(cfg.tome_suite, resolve=True)["r"]
     rs = rs if isinstance(rs, list) else [rs]
+    for r in rs:
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise ValueError(f"tome_suite.r lists constant r values (non-negative integers), got {r!r}")
     return [0] + [r for r in dict.fromkeys(rs) if r != 0]
 
 
-def merging_for(backbone, r: int, tome: dict) -> TokenMerging | None:
-    """The token_merging hook for a constant r (None for r = 0), leaving the backbone without one."""
-    merging = apply_tome(backbone, r=r, inflection=tome["inflection"], prop_attn=tome["prop_attn"])
-    backbone.token_merging = None
-    return merging
-
-
-def with_merging(backbone, merging: TokenMerging | None, step: Callable[[], object]) -> Callable[[], object]:
-    def call():
-        backbone.token_merging = merging
-        return step()
-
-    return call
+def merging_for(backbone, r: int, tome: dict) -> TokenReduction | None:
+    """The ToMe plan for a constant r (None for r = 0)."""
+    return plan_reduction(backbone, r=r, inflection=tome["inflection"], prop_attn=tome["prop_attn"])
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -85,54 +79,53 @@ def run(cfg: DictConfig) -> dict:
     device = resolve_device(cfg.device)
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     rs = requested_rs(cfg)
-    base = cfg.copy()
-    base.tome.r = 0
-    model = build_bench_model(base)
+    model = build_bench_model(cfg)
     backbone = model.backbone
+    if backbone.token_reduction is not None:
+        raise ValueError("suite=tome compares the r values of tome_suite.r on the plain model: leave tome.r at 0 (tome=none)")
     audio = torch.randn(cfg.batch_size, model.hparams.clip_samples, device=device) * 0.1
     with torch.no_grad():
         features = model.frontend(audio)  # [B, T, F] (not an inference tensor: the training step reuses it)
     mergings = {r: merging_for(backbone, r, tome) for r in rs}
-    forced = TokenMerging([0] * backbone.depth, backbone.num_tokens, tome["prop_attn"])
+    forced = TokenReduction("tome", [0] * backbone.depth, backbone.num_tokens, backbone.num_prefix_tokens, backbone.token_grid, tome["prop_attn"])
 
     # ---- eval: every r, plus the plain AST and the forced r = 0 ToMe loop, alternating ----------
-    contenders = {"plain": with_merging(backbone, None, lambda: backbone(features))}
-    contenders["tome_loop_r0"] = with_merging(backbone, forced, lambda: backbone(features))
+    contenders = {"plain": lambda: backbone(features)}
+    contenders["tome_loop_r0"] = lambda: backbone(features, reduction=forced)
     for r, merging in mergings.items():
-        contenders[f"r{r}"] = with_merging(backbone, merging, lambda: backbone(features))
+        contenders[f"r{r}"] = lambda merging=merging: backbone(features, reduction=merging)
     with torch.inference_mode():
         times = alternating_times(contenders, device, cfg.warmup, cfg.repeats)
-        counts = {}
-        for r, merging in mergings.items():
-            backbone.token_merging = merging
-            counts[r] = tokens_per_layer(backbone, features[:1])
-    backbone.token_merging = None
+    counts = {r: tokens_per_layer(backbone, features[:1], merging) for r, merging in mergings.items()}
 
     # ---- training step (forward + backward + optimizer step) against r = 0 ---------------------
     train_rs = [r for r in cfg.tome_suite.train_r if r != 0]
+    patchouts = [tuple(pair) for pair in OmegaConf.to_container(cfg.tome_suite, resolve=True).get("patchout") or []]
     train_times = {}
-    if train_rs:
+    if train_rs or patchouts:
         backbone.train()
         optimizer = build_optimizer(backbone.parameters(), OmegaConf.to_container(cfg.model.optim, resolve=True))
         targets = torch.randint(0, backbone.num_classes, (cfg.batch_size,), device=device)
 
-        def train_step():
+        def train_step(merging: TokenReduction | None):
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(backbone(features), targets).backward()
+            F.cross_entropy(backbone(features, reduction=merging), targets).backward()
             optimizer.step()
 
         train_contenders = {
-            r: with_merging(backbone, mergings.get(r) or merging_for(backbone, r, tome), train_step) for r in [0, *train_rs]
+            r: (lambda merging=mergings.get(r) or merging_for(backbone, r, tome): train_step(merging)) for r in [0, *train_rs]
         }
+        for freq, time in patchouts:  # PaSST's structured patchout: training only, no merging
+            plan = plan_reduction(backbone, freq_patchout=freq, time_patchout=time)
+            train_contenders[f"patchout_f{freq}_t{time}"] = lambda plan=plan: train_step(plan)
         train_times = alternating_times(train_contenders, device, cfg.warmup, cfg.tome_suite.train_repeats)
-        backbone.token_merging = None
         backbone.eval()
 
     batch = cfg.batch_size
     flops0 = ast_forward_flops(backbone)
     rows = []
     for r, merging in mergings.items():
-        flops = ast_forward_flops(backbone, merging.schedule if merging else None)
+        flops = ast_forward_flops(backbone, merging)
         row = {
             "r": r,
             "schedule": merging.schedule if merging else [0] * backbone.depth,
@@ -146,6 +139,17 @@ def run(cfg: DictConfig) -> dict:
             row["train_clips_per_s"] = batch / statistics.median(train_times[r])
             row["train_speedup"] = median_ratio(train_times[0], train_times[r])
         rows.append(row)
+    f_dim, t_dim = backbone.token_grid
+    patchout_rows = [
+        {
+            "freq_patchout": freq,
+            "time_patchout": time,
+            "tokens": backbone.num_prefix_tokens + (f_dim - freq) * (t_dim - time),
+            "train_clips_per_s": batch / statistics.median(train_times[f"patchout_f{freq}_t{time}"]),
+            "train_speedup": median_ratio(train_times[0], train_times[f"patchout_f{freq}_t{time}"]),
+        }
+        for freq, time in patchouts
+    ]
     overhead = {
         "r0_vs_plain": median_ratio(times["r0"], times["plain"]),
         "tome_loop_r0_vs_plain": median_ratio(times["tome_loop_r0"], times["plain"]),
@@ -161,7 +165,8 @@ def run(cfg: DictConfig) -> dict:
         "tome": {k: v for k, v in tome.items() if k != "r"},
         "time_ratio_vs_plain": overhead,
         "rows": rows,
-        "seconds": {"eval": times, "train": {f"r{r}": seconds for r, seconds in train_times.items()}},
+        "patchout": patchout_rows,
+        "seconds": {"eval": times, "train": {(f"r{r}" if isinstance(r, int) else r): seconds for r, seconds in train_times.items()}},
     }
     report(result)
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
@@ -189,8 +194,13 @@ def report(result: dict) -> None:
         )
     console = Console(width=140)
     console.print(table)
+    for row in result["patchout"]:
+        console.print(
+            f"patchout {row['freq_patchout']} rows x {row['time_patchout']} columns ({row['tokens']} tokens): "
+            f"train step {row['train_clips_per_s']:.3f} clips/s, {row['train_speedup']:.2f}x r=0"
+        )
     overhead = result["time_ratio_vs_plain"]
     console.print(
-        f"time vs plain AST: r=0 through apply_tome {overhead['r0_vs_plain']:.3f}x, "
+        f"time vs plain AST: r=0 (no plan) {overhead['r0_vs_plain']:.3f}x, "
         f"ToMe block loop forced with r=0 {overhead['tome_loop_r0_vs_plain']:.3f}x"
     )

@@ -58,9 +58,10 @@ class AudioStore:
         if not self.caches(info):
             return read_audio(info.path, self.sample_rate, start, length)
         path = self.cache_path(info)
-        if not path.is_file():
+        try:
+            cached = np.load(path, mmap_mode="r")
+            return torch.from_numpy(np.array(cached[start : None if length is None else start + length]))
+        except (OSError, ValueError):  # no copy yet (cache_dir emptied), or a damaged one: decode the source again
             waveform = read_audio(info.path, self.sample_rate)
             self.save(info, waveform)
             return waveform[start : None if length is None else start + length]
-        cached = np.load(path, mmap_mode="r")
-        return torch.from_numpy(np.array(cached[start : None if length is None else start + length]))

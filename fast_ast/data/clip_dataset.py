@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from fast_ast.data.audio_cache import AudioStore
 from fast_ast.data.audio_io import CROP_MODES, crop_start, fit_length
-from fast_ast.data.validation import FileInfo
+from fast_ast.data.validation import FileInfo, LoadFailures
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,14 @@ class ClipDataset(Dataset):
         multilabel: bool,
         crop: str = "start",
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        failures: LoadFailures | None = None,
     ):
         if crop not in CROP_MODES:
             raise ValueError(f"crop mode must be one of {CROP_MODES}, got {crop!r}")
         self.clips, self.infos, self.store = list(clips), infos, store
         self.clip_samples, self.num_classes, self.multilabel = clip_samples, num_classes, multilabel
         self.crop, self.transform = crop, transform
+        self.failures = failures or LoadFailures()
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -71,6 +73,9 @@ class ClipDataset(Dataset):
         return fit_length(self.store.load(info, start, self.clip_samples), self.clip_samples)
 
     def __getitem__(self, index: int) -> dict:
+        return self.failures.item(index, len(self.clips), self.read)
+
+    def read(self, index: int) -> dict:
         clip = self.clips[index]
         waveform = self.waveform(clip)
         if self.transform is not None:

@@ -10,13 +10,13 @@ fast_ast.data.views (a seed per clip and epoch that fixes its augmentation, mixu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from fast_ast.data.views import ViewDataset, ViewSampler
+from fast_ast.config_checks import check_batch_sizes, check_int, check_positive_number
 
 SPLITS = ("train", "val", "test")
 
@@ -34,15 +34,13 @@ class AudioDataModule(L.LightningDataModule, ABC):
         augment: dict[str, Any] | None = None,
     ):
         super().__init__()
-        schedule = list(batch_size) if isinstance(batch_size, Sequence) else [batch_size]  # ListConfig too
-        if not schedule or any(int(b) < 1 for b in schedule):
-            raise ValueError(f"data.batch_size must be a positive integer or a non-empty list of them, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
-        if clip_seconds <= 0:
-            raise ValueError(f"data.clip_seconds must be > 0, got {clip_seconds}")
-        self.batch_size_schedule = [int(b) for b in schedule]
-        self.eval_batch_size = eval_batch_size or self.batch_size_schedule[-1]
+        self.batch_size_schedule = check_batch_sizes("data.batch_size", batch_size)
+        self.eval_batch_size = (
+            self.batch_size_schedule[-1] if eval_batch_size is None else check_int("data.eval_batch_size", eval_batch_size, 1)
+        )
+        check_int("data.num_workers", num_workers, 0)
+        check_int("data.sample_rate", sample_rate, 1)
+        check_positive_number("data.clip_seconds", clip_seconds)
         self.num_workers = num_workers
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds

@@ -32,7 +32,15 @@ from fast_ast.data.audio_io import fit_length
 from fast_ast.data.clip_dataset import Clip
 from fast_ast.data.event_targets import clip_targets, frame_targets
 from fast_ast.data.file_corpus import FileCorpusDataModule
-from fast_ast.data.validation import FileInfo, check_known_labels
+from fast_ast.data.validation import (
+    CheckCache,
+    FileInfo,
+    LoadFailures,
+    apply_bad_file_policy,
+    check_files,
+    check_known_labels,
+    check_unique_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +90,10 @@ class EventWindows(Dataset):
         event_bins: int,
         background: bool,
         training: bool,
+        failures: LoadFailures | None = None,
     ):
         self.recordings, self.infos, self.store = list(recordings), infos, store
+        self.failures = failures or LoadFailures()
         self.clip_samples, self.event_bins = clip_samples, event_bins
         self.num_event_classes, self.background, self.training = num_event_classes, background, training
         self.sample_rate = store.sample_rate
@@ -107,6 +117,9 @@ class EventWindows(Dataset):
         return recording, (index - first) * self.clip_samples
 
     def __getitem__(self, index: int) -> dict:
+        return self.failures.item(index, len(self), self.read)
+
+    def read(self, index: int) -> dict:
         recording, start = self.window(index)
         audio = fit_length(self.store.load(self.infos[recording.path], start, self.clip_samples), self.clip_samples)
         seconds = self.clip_samples / self.sample_rate
@@ -140,8 +153,11 @@ class EventsDataModule(FileCorpusDataModule):
         if not self.annotation_paths["test"].is_file():
             log.info("%s does not exist: the test split is the validation split", self.annotation_paths["test"])
             self.annotation_paths["test"] = self.annotation_paths["val"]
-        train_labels = {label for events in read_annotations(self.annotation_paths["train"]).values() for _, _, label in events}
-        self.event_classes = list(classes) if classes is not None else sorted(train_labels)
+        if classes is None:
+            train = read_annotations(self.annotation_paths["train"])
+            self.event_classes = sorted({label for events in train.values() for _, _, label in events})
+        else:
+            self.event_classes = list(classes)  # train.csv is then only read to train (eval needs its split's only)
         if not self.event_classes:
             raise ValueError(f"{self.annotation_paths['train']} has no events and data.classes is not set")
         if background_class is not None and background_class in self.event_classes:
@@ -172,6 +188,20 @@ class EventsDataModule(FileCorpusDataModule):
                     f"{self.event_classes[label]!r} at {onset}-{offset} s ({len(late)} such events)"
                 )
 
+    def split_recordings(self, split: str) -> list[Clip]:
+        """The usable recordings of one split, only their files checked (what eval of a clip classifier reads);
+        their FileInfos land in self.infos (durations), their audio comes from self.store."""
+        listed = self.list_clips(split)
+        check_unique_ids(listed, f"{type(self).__name__} {split} split")
+        infos = check_files([clip.path for clip in listed], CheckCache(self.check_cache), self.store, self.num_workers)
+        self.infos.update(infos)
+        excluded = apply_bad_file_policy(infos, self.on_bad_file, self.report_dir)
+        kept = [clip for clip in listed if clip.path not in excluded]
+        if not kept:
+            raise ValueError(f"{self.annotation_paths[split]}: no usable recordings ({len(listed)} listed, {len(excluded)} bad)")
+        self.check_events_inside(split, kept)
+        return kept
+
     def make_dataset(self, split: str, clips: list[Clip], training: bool) -> Dataset:
         self.check_events_inside(split, clips)
         return EventWindows(
@@ -183,5 +213,6 @@ class EventsDataModule(FileCorpusDataModule):
             self.event_bins,
             self.background_class is not None,
             training,
+            self.load_failures,
         )
 

@@ -19,7 +19,15 @@ from fast_ast.data.audio_cache import AudioStore
 from fast_ast.data.audio_io import CROP_MODES
 from fast_ast.data.clip_dataset import Clip, ClipDataset
 from fast_ast.data.datamodule import SPLITS, AudioDataModule
-from fast_ast.data.validation import ON_BAD_FILE, CheckCache, FileInfo, apply_bad_file_policy, check_files
+from fast_ast.data.validation import (
+    ON_BAD_FILE,
+    CheckCache,
+    FileInfo,
+    LoadFailures,
+    apply_bad_file_policy,
+    check_files,
+    check_unique_ids,
+)
 
 CHECK_CACHE_NAME = "file_checks.sqlite"
 
@@ -52,6 +60,7 @@ class FileCorpusDataModule(AudioDataModule, metaclass=ABCMeta):
             raise ValueError(f"data.on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
         self.root = Path(root) if root else None
         self.on_bad_file, self.report_dir = on_bad_file, report_dir
+        self.load_failures = LoadFailures(on_bad_file, report_dir)
         self.train_crop, self.eval_crop = train_crop, eval_crop
         self.store = AudioStore(self.sample_rate, cache_dir)
         self.check_cache = Path(check_cache) if check_cache else default_check_cache(cache_dir)
@@ -85,12 +94,15 @@ class FileCorpusDataModule(AudioDataModule, metaclass=ABCMeta):
             self.num_classes,
             self.multilabel,
             crop=self.train_crop if training else self.eval_crop,
+            failures=self.load_failures,
         )
 
     # ---- shared pipeline ---------------------------------------------------------------------------
     def checked_clips(self) -> dict[str, list[Clip]]:
         """Lists every split, checks all files once, applies on_bad_file; returns the usable clips per split."""
         listed = {split: self.list_clips(split) for split in SPLITS}
+        for split in SPLITS:
+            check_unique_ids(listed[split], f"{type(self).__name__} {split} split")
         paths = [clip.path for split in SPLITS for clip in listed[split]] + self.extra_files()
         self.infos = check_files(paths, CheckCache(self.check_cache), self.store, self.num_workers)
         excluded = apply_bad_file_policy(self.infos, self.on_bad_file, self.report_dir)

@@ -4,6 +4,9 @@
     <root>/validation/<class>/...
     <root>/test/<class>/...                optional; without it the test split is the validation split
 
+A clip's id is its path below the split folder, extension included (dog/bark.flac and dog/bark.wav are
+two clips).
+
 The classes are the sorted folder names under train/ (saved in the checkpoint as the model's
 class_names, so prediction uses the same map). A class folder under validation/ or test/ that train/
 lacks is an error naming it; a file that is not audio is reported like any bad file.
@@ -26,9 +29,13 @@ def class_folders(directory: Path) -> list[str]:
 
 
 def clip_files(folder: Path) -> list[Path]:
-    """Regular files under `folder` (recursively), skipping hidden files and folders, sorted."""
+    """Files under `folder` (recursively), skipping hidden files and folders, sorted. A symbolic link to a
+    missing file is kept (the file check then lists it as missing)."""
     return sorted(
-        p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        p
+        for p in folder.rglob("*")
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
 
@@ -56,7 +63,7 @@ class FolderDataModule(FileCorpusDataModule):
         classes = class_folders(directory)
         check_known_labels(classes, self.class_names, f"{directory} (class folders not in {self.split_dirs['train']})")
         return [
-            Clip(str(path), self.class_names.index(name), path.relative_to(directory).with_suffix("").as_posix())
+            Clip(str(path), self.class_names.index(name), path.relative_to(directory).as_posix())
             for name in classes
             for path in clip_files(directory / name)
         ]

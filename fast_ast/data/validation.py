@@ -14,15 +14,18 @@ import logging
 import os
 import sqlite3
 import struct
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import soundfile as sf
+import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fast_ast.data.audio_io import AudioReadError, read_audio
+from fast_ast.data.audio_io import AudioReadError, read_audio, unreadable_reason
+from fast_ast.data.resample import resample
 
 if TYPE_CHECKING:
     from fast_ast.data.audio_cache import AudioStore
@@ -81,17 +84,23 @@ def wav_truncation(path: str) -> str | None:
             file.seek(declared + (declared & 1), os.SEEK_CUR)
 
 
-def inspect_file(path: str, store: AudioStore | None = None) -> FileInfo:
-    """Decodes `path` whole and returns its FileInfo; with a caching `store`, also writes the decoded copy."""
+def describe_file(path: str) -> FileInfo:
+    """What the header says, without decoding: a reason for a missing, unreadable, empty, non-audio,
+    truncated or zero-length file. The one check both training (inspect_file) and prediction use."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            return FileInfo(path, f"missing file (broken symbolic link to {os.readlink(path)})")
         return FileInfo(path, "missing file")
     except OSError as error:
-        return FileInfo(path, f"cannot stat ({error})")
+        return FileInfo(path, f"cannot stat ({error.strerror or error})")
     stamp = dict(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     if stat.st_size == 0:
         return FileInfo(path, "empty file (0 bytes)", **stamp)
+    unreadable = unreadable_reason(path)
+    if unreadable:  # permission denied, I/O error: libsndfile would only say "System error"
+        return FileInfo(path, unreadable, **stamp)
     try:
         info = sf.info(path)
     except Exception as error:
@@ -102,15 +111,42 @@ def inspect_file(path: str, store: AudioStore | None = None) -> FileInfo:
         return _with(described, reason=truncated)
     if info.frames == 0:
         return _with(described, reason="zero length")
-    caching = store is not None and store.caches(described)
-    rate = store.sample_rate if caching else info.samplerate
-    try:
-        waveform = read_audio(path, rate)
-    except AudioReadError as error:
-        return _with(described, reason=error.reason)
-    if caching:
+    return described
+
+
+CHECK_BLOCK_SECONDS = 60  # the check decodes files not kept in cache_dir this much at a time
+
+
+def inspect_file(path: str, store: AudioStore | None = None) -> FileInfo:
+    """describe_file, then a decode of the whole file (NaN/infinite samples, decoding errors, duration).
+
+    With a caching `store`, the decoded copy at the corpus rate is written to cache_dir. Otherwise the file
+    is decoded CHECK_BLOCK_SECONDS at a time (bounded memory for any length) and, with a store, its first
+    block is also resampled to the corpus rate, so resampling is exercised at setup too.
+    """
+    described = describe_file(path)
+    if not described.ok:
+        return described
+    if store is not None and store.caches(described):
+        try:
+            waveform = read_audio(path, store.sample_rate)
+        except AudioReadError as error:
+            return _with(described, reason=error.reason)
         store.save(described, waveform)
-    return _with(described, seconds=waveform.shape[0] / rate)
+        return _with(described, seconds=waveform.shape[0] / store.sample_rate)
+    frames = 0
+    try:
+        for block in sf.blocks(path, blocksize=described.rate * CHECK_BLOCK_SECONDS, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                return _with(described, reason="contains NaN or infinite samples")
+            if frames == 0 and store is not None and described.rate != store.sample_rate:
+                resample(torch.from_numpy(block.mean(axis=1)), described.rate, store.sample_rate)
+            frames += block.shape[0]
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, OSError...
+        return _with(described, reason=f"cannot decode ({type(error).__name__}: {error})")
+    if frames == 0:
+        return _with(described, reason="zero length")
+    return _with(described, seconds=frames / described.rate)
 
 
 def _with(info: FileInfo, **changes) -> FileInfo:
@@ -191,7 +227,7 @@ def check_files(
     """
     unique = list(dict.fromkeys(paths))
     stamps = {path: _stamp(path) for path in unique}
-    infos = {path: FileInfo(path, "missing file") for path, stamp in stamps.items() if stamp is None}
+    infos = {path: describe_file(path) for path, stamp in stamps.items() if stamp is None}
     infos.update(cache.lookup({path: stamp for path, stamp in stamps.items() if stamp is not None}))
     todo = [path for path in unique if path not in infos]
     if todo:
@@ -200,7 +236,8 @@ def check_files(
             _Inspection(todo, store), batch_size=None, num_workers=min(num_workers, len(todo)), collate_fn=_identity
         )
         checked = list(loader)
-        cache.store(info for info in checked if info.reason != "missing file")
+        # not cached: missing files (no stamp) and permission / I/O errors (fixing those leaves size and mtime as they were)
+        cache.store(info for info in checked if info.mtime_ns != 0 and not (info.reason or "").startswith("cannot read"))
         infos.update((info.path, info) for info in checked)
     return {path: infos[path] for path in unique}
 
@@ -235,6 +272,18 @@ def apply_bad_file_policy(infos: dict[str, FileInfo], policy: str, report_dir: s
     return {info.path for info in bad}
 
 
+def check_unique_ids(clips: Iterable, where: str) -> None:
+    """Raises ValueError naming the clip ids (clip.id) that more than one clip of `where` shares: ids key
+    teacher logits and predictions, so two clips must never share one."""
+    paths: dict[str, list[str]] = {}
+    for clip in clips:
+        paths.setdefault(clip.id, []).append(clip.path)
+    repeated = {clip_id: shared for clip_id, shared in paths.items() if len(shared) > 1}
+    if repeated:
+        shown = "\n".join(f"  {clip_id!r}: {', '.join(shared)}" for clip_id, shared in list(repeated.items())[:LISTED_IN_ERROR])
+        raise ValueError(f"{where}: {len(repeated)} clip id(s) shared by several files:\n{shown}")
+
+
 def check_known_labels(found: Iterable[str], known: Collection[str], where: str) -> None:
     """Raises UnknownLabelsError naming every label in `found` missing from `known`."""
     unknown = sorted(set(found) - set(known))
@@ -242,3 +291,46 @@ def check_known_labels(found: Iterable[str], known: Collection[str], where: str)
         shown = ", ".join(repr(label) for label in unknown[:LISTED_IN_ERROR])
         more = f" and {len(unknown) - LISTED_IN_ERROR} more" if len(unknown) > LISTED_IN_ERROR else ""
         raise UnknownLabelsError(f"{where}: {len(unknown)} unknown label(s): {shown}{more}")
+
+
+LOAD_FAILURES_NAME = "bad_files_at_load.jsonl"
+
+
+class LoadFailures:
+    """data.on_bad_file for files that fail when read during training, after passing the setup check (a file
+    made unreadable, replaced or corrupted since): 'error' stops with the file's name and reason; 'skip'
+    serves the next readable item of the split instead, logs the file and appends it to
+    <report_dir>/bad_files_at_load.jsonl (one JSON object a line). Never a bare exception mid-epoch."""
+
+    def __init__(self, policy: str = "error", report_dir: str | Path | None = None):
+        if policy not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file must be one of {ON_BAD_FILE}, got {policy!r}")
+        self.policy, self.report_dir = policy, report_dir
+        self.failed: set[str] = set()  # per worker process
+
+    def item(self, index: int, size: int, read: Callable[[int], dict]) -> dict:
+        """read(index), or with 'skip' read of the next index (cyclically) whose file can be read."""
+        for step in range(size):
+            try:
+                return read((index + step) % size)
+            except AudioReadError as error:
+                self.handle(error)
+        raise BadFilesError(f"every item of this split failed to load (data.on_bad_file=skip); the files: {sorted(self.failed)}")
+
+    def handle(self, error: AudioReadError) -> None:
+        if self.policy == "error":
+            raise BadFilesError(
+                f"{error.path}: {error.reason} (it passed the setup check, so it changed since). "
+                "Fix or remove it, or set data.on_bad_file=skip to leave out files that fail while training."
+            ) from error
+        if error.path in self.failed:
+            return
+        self.failed.add(error.path)
+        listed = ""
+        if self.report_dir is not None:
+            path = Path(self.report_dir) / LOAD_FAILURES_NAME
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as file:  # one short line per write: appends of parallel workers do not interleave
+                file.write(json.dumps({"path": error.path, "reason": error.reason, "pid": os.getpid()}) + "\n")
+            listed = f"; listed in {path}"
+        log.warning("skipping %s, which failed to load: %s%s", error.path, error.reason, listed)

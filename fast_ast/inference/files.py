@@ -21,7 +21,7 @@ def list_inputs(inputs: str | Path, extensions: Sequence[str] | None = None) -> 
     files = [
         path
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if (path.is_file() or (path.is_symlink() and not path.exists()))  # a broken link is listed as unreadable
         and not any(part.startswith(".") for part in path.relative_to(root).parts)
         and (suffixes is None or path.suffix.lower() in suffixes)
     ]

@@ -26,8 +26,11 @@ def tome_setting(trained: dict[str, Any] | None, override: dict[str, Any] | None
 
 
 def is_event_checkpoint(checkpoint: dict[str, Any]) -> bool:
-    """Whether a read checkpoint (read_checkpoint) has a frame head."""
-    return any(key.startswith(FRAME_HEAD) for key in checkpoint["state_dict"])
+    """Whether a read checkpoint (read_checkpoint) is an event model: a frame head, or EventClassifier's own
+    hyper-parameters (a backbone with native frame logits, HTS-AT, has no frame_head weights)."""
+    if checkpoint.get("model") is not None:  # a project export names its model
+        return checkpoint["model"] == "EventClassifier"
+    return any(key.startswith(FRAME_HEAD) for key in checkpoint["state_dict"]) or "frame_loss_weight" in checkpoint["hyper_parameters"]
 
 
 def load_for_inference(path: str | Path, tome: dict[str, Any] | None, device: torch.device) -> AudioClassifier:

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from fast_ast.backbones.ast import AST
+from fast_ast.backbones.hf_keys import hf_head_eps
 from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.augment import Augment
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.modules.checkpoint import load_classifier
+from fast_ast.model_files import read_json
 
 FORMATS = ("auto", "project", "hf")
 HF_CONFIG_KEYS = (
@@ -77,7 +79,7 @@ def freeze(model: nn.Module) -> nn.Module:
 def read_json_file(path: Path, required: tuple[str, ...]) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent}: a Hugging Face AST teacher needs {path.name} (not found)")
-    content = json.loads(path.read_text())
+    content = read_json(path)
     absent = [key for key in required if key not in content]
     if absent:
         raise ValueError(f"{path}: missing {', '.join(absent)}")
@@ -116,7 +118,7 @@ def teacher_from_hf(directory: Path) -> Teacher:
         num_heads=config["num_attention_heads"],
         mlp_ratio=config["intermediate_size"] / config["hidden_size"],
         norm_eps=config["layer_norm_eps"],
-        head_norm_eps=config["layer_norm_eps"],  # transformers' head uses the same epsilon
+        head_norm_eps=hf_head_eps(config),
     )
     load_pretrained(backbone, str(directory), fmt="hf")
     normalize = features.get("do_normalize", True)

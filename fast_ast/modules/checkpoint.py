@@ -7,6 +7,11 @@ What a checkpoint may contain, and what is refused before anything is built:
 - the backbone is {"name": <registered name>, <size key>: <scalar or list>} and is built by name from the
   fixed registry (fast_ast.backbones.registry), its keys and types checked: nothing read from a file is
   ever instantiated or imported.
+
+A checkpoint is a Lightning `.ckpt`, or a project export (fast_ast.export format=project, any backbone): a
+directory with `model.safetensors` (the model's state dict) and `config.json` ({"format": "fast_ast",
+"model": "AudioClassifier" | "EventClassifier", "hyper_parameters": {...}}), or that `model.safetensors`
+itself; its hyper_parameters go through the same validation.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 
 from fast_ast.backbones.registry import validate_spec
 from fast_ast.modules.classifier import AudioClassifier
+from fast_ast.model_files import read_json, read_safetensors
 
 # The dotted path checkpoints of the first releases stored for the AST; read as a name, never imported.
 LEGACY_AST_TARGET = "fast_ast.backbones.ast.AST"
@@ -28,6 +34,9 @@ LEGACY_KEYS = {"kd"}
 # Constructor arguments that are objects given at build time, never saved nor read from a file.
 NOT_SAVED = {"distillation"}
 PLAIN = (type(None), bool, int, float, str)
+EXPORT_FORMAT = "fast_ast"  # config.json "format" of a project export
+EXPORT_CONFIG, EXPORT_WEIGHTS = "config.json", "model.safetensors"
+EXPORT_MODELS = ("AudioClassifier", "EventClassifier")
 
 
 def check_plain(value: Any, where: str) -> None:
@@ -86,9 +95,28 @@ def check_hyper_parameters(hparams: Any, path: Path) -> dict[str, Any]:
     return checked
 
 
+def read_export(path: Path) -> dict[str, Any]:
+    """A project export (directory or its model.safetensors) as a checkpoint dict {state_dict, hyper_parameters}."""
+    directory = path if path.is_dir() else path.parent
+    config_path, weights_path = directory / EXPORT_CONFIG, directory / EXPORT_WEIGHTS
+    for required in (config_path, weights_path):
+        if not required.is_file():
+            raise FileNotFoundError(f"{directory}: a fast_ast export needs {required.name} (not found)")
+    config = read_json(config_path)
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        hint = " (a Hugging Face export: train from it with model.pretrained=DIR)" if isinstance(config, dict) and "model_type" in config else ""
+        raise ValueError(f"{config_path} is not a fast_ast export: no \"format\": \"{EXPORT_FORMAT}\"{hint}")
+    if config.get("model") not in EXPORT_MODELS:
+        raise ValueError(f"{config_path}: model must be one of {EXPORT_MODELS}, got {config.get('model')!r}")
+    state = read_safetensors(weights_path)[0]
+    return {"state_dict": state, "hyper_parameters": check_hyper_parameters(config.get("hyper_parameters"), config_path), "model": config["model"]}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A fast_ast checkpoint, read weights-only, its hyper_parameters validated."""
+    """A fast_ast checkpoint (.ckpt, or a project export), read weights-only, its hyper_parameters validated."""
     path = Path(path)
+    if path.is_dir() or path.suffix == ".safetensors":
+        return read_export(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

@@ -25,6 +25,7 @@ from fast_ast.backbones.weights import load_pretrained
 from fast_ast.frontend.augment import Augment
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.kd.losses import label_loss_per_clip
+from fast_ast.modules.compile import compile_backbone
 from fast_ast.modules.finetune import apply_finetune
 from fast_ast.modules.metrics import build_metrics, clip_metric_names, finalize
 from fast_ast.modules.optim import build_optimizer, build_scheduler, check_optim
@@ -50,6 +51,8 @@ class AudioClassifier(L.LightningModule):
         pretrained_prefix: str | None = None,
         loss: str = "auto",
         distillation=None,
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["distillation"])
@@ -69,6 +72,8 @@ class AudioClassifier(L.LightningModule):
             load_pretrained(self.backbone, pretrained, fmt=pretrained_format, prefix=pretrained_prefix)
         self.configure_tome(tome or {})
         apply_finetune(self.backbone, **(finetune or {}))
+        if compile:  # in place: parameters and state_dict keys unchanged (fast_ast/modules/compile.py)
+            compile_backbone(self.backbone, compile_backend)
         self.val_metrics = build_metrics(num_classes, multilabel).clone(prefix="val/")
         self.test_metrics = build_metrics(num_classes, multilabel).clone(prefix="test/")
 

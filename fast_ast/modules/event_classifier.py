@@ -128,8 +128,13 @@ class EventClassifier(AudioClassifier):
         return [*super().metric_names(stage), *frame_metric_names(self.class_names, stage)]
 
     def configure_tome(self, tome: dict[str, Any]) -> None:
-        """Token Merging with source tracking on: the backbone unmerges the final tokens into frames."""
-        apply_tome(self.backbone, **{**tome, "trace_source": True})
+        """Token reduction for frame outputs: source tracking on for ToMe and pruning (the backbone unmerges
+        the final tokens into frames); temporal merging keeps time order and needs none. Time patchout
+        would drop frames the targets have, so it is refused."""
+        if tome.get("time_patchout"):
+            raise ValueError(f"tome.time_patchout={tome['time_patchout']} drops time columns the frame targets need: set it to 0 for event models")
+        temporal = tome.get("method") == "temporal"
+        apply_tome(self.backbone, **{**tome, "trace_source": bool(tome.get("trace_source")) or not temporal})
 
     # ---- frame outputs -------------------------------------------------------------------------
     @property

@@ -1,5 +1,6 @@
-"""Token Merging (Bolya et al., ICLR 2023) inside the AST: `apply_tome(backbone, **cfg.tome)`."""
+"""Token reduction inside ViT-family backbones (the `tome` config group): Token Merging, attention
+pruning, temporal merging and structured patchout. `apply_tome(backbone, **cfg.tome)`."""
 
-from fast_ast.tome.apply import TokenMerging, apply_tome
+from fast_ast.tome.apply import METHODS, TokenReduction, apply_tome, install_reduction, plan_reduction
 
-__all__ = ["TokenMerging", "apply_tome"]
+__all__ = ["METHODS", "TokenReduction", "apply_tome", "install_reduction", "plan_reduction"]

@@ -57,3 +57,18 @@ def tokens_per_layer(num_tokens: int, schedule: Sequence[int]) -> list[int]:
         counts.append(num_tokens)
         num_tokens -= r
     return counts
+
+
+def requested_keep_rates(keep_rate: float | Sequence[float], depth: int) -> list[float]:
+    """Attention pruning: the fraction of patch tokens kept in each of `depth` layers (1.0 = no pruning)."""
+    if isinstance(keep_rate, Sequence) and not isinstance(keep_rate, str):
+        if len(keep_rate) != depth:
+            raise ValueError(f"tome.keep_rate lists one rate per layer: expected {depth} values, got {len(keep_rate)} ({list(keep_rate)})")
+        return [_check_rate(value, f"tome.keep_rate[{layer}]") for layer, value in enumerate(keep_rate)]
+    return [_check_rate(keep_rate, "tome.keep_rate")] * depth
+
+
+def _check_rate(value, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{key} must be a number in (0, 1] (the fraction of patch tokens kept), got {value!r}")
+    return float(value)
