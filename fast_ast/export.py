@@ -3,7 +3,7 @@
 format=project (any backbone): DIR/model.safetensors (the model's state dict) and DIR/config.json
 ({"format": "fast_ast", "model": "AudioClassifier" | "EventClassifier", "hyper_parameters": the model's
 plain constructor arguments}); `fast_ast.modules.checkpoint.load_classifier(DIR)` (and eval/predict
-ckpt_path=DIR, kd.ckpt=DIR) rebuilds it, validated as a .ckpt is. Token Merging settings are kept.
+ckpt_path=DIR, kd.ckpt_path=DIR) rebuilds it, validated as a .ckpt is. Token Merging settings are kept.
 
 format=hf (the AST backbone only), a Hugging Face AST directory:
 

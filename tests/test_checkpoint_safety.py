@@ -96,9 +96,9 @@ def test_every_command_refuses_crafted_checkpoints(crafted, tmp_path, trained_cl
         "eval": lambda: evaluate(compose_config("eval", [f"ckpt_path={ckpt}", out, *data])),
         "predict": lambda: predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={tmp_path / 'clip.wav'}", out])),
         "export": lambda: export(compose_config("export", [f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}"])),
-        "teacher": lambda: write_teacher_logits(compose_config("teacher", [f"ckpt={ckpt}", out, *data])),
+        "teacher": lambda: write_teacher_logits(compose_config("teacher", [f"ckpt_path={ckpt}", out, *data])),
         "visualize": lambda: visualize(parse_args(["--synthetic", "up_chirp", "--ckpt", ckpt, "--out", str(tmp_path / "v.png")])),
-        "kd=teacher": lambda: build_model(*student(tmp_path, data, "kd=teacher", f"kd.ckpt={ckpt}")),
+        "kd=teacher": lambda: build_model(*student(tmp_path, data, "kd=teacher", f"kd.ckpt_path={ckpt}")),
         "model.pretrained": lambda: build_model(*student(tmp_path, data, f"model.pretrained={ckpt}", "model.pretrained_format=project")),
         "report --remeasure": lambda: remeasure_throughput([completed_job(tmp_path, ckpt)], "cpu", 1, 1),
     }

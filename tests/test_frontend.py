@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-from fast_ast.frontend.augment import Augment, MixPlan, sample_mix_plan, spec_augment, time_roll
+from fast_ast.frontend.augment import Augment, mix_pair, spec_augment, time_roll
 from fast_ast.frontend.fbank import FbankFrontend
 
 SAMPLE_RATE = 16000
@@ -103,7 +103,9 @@ def band(zeroed: torch.Tensor) -> int:
 def test_spec_augment_masks_one_band_per_axis_within_limits():
     torch.manual_seed(0)
     x = torch.rand(64, 50, 40) + 1.0  # no zero before masking
-    masked = spec_augment(x, freqm=10, timem=15)
+    masked = spec_augment(x, freqm=10, timem=15, seeds=torch.arange(64))
+    assert torch.equal(masked, spec_augment(x, freqm=10, timem=15, seeds=torch.arange(64)))  # same seeds, same masks
+    assert torch.equal(masked[5:9], spec_augment(x[5:9], freqm=10, timem=15, seeds=torch.arange(5, 9)))  # per clip, not per batch
     zero = masked == 0
     freq_widths, time_widths = [], []
     for sample in zero:
@@ -116,28 +118,17 @@ def test_spec_augment_masks_one_band_per_axis_within_limits():
     assert torch.equal(masked[~zero], x[~zero])
 
 
-def test_mix_plan_mixes_inputs_and_targets_consistently():
-    plan = MixPlan(partner=torch.tensor([1, 0, 2]), weight=torch.tensor([0.25, 1.0, 0.5]))
+def test_mix_pair_weights_each_clip_with_its_partner():
     audio = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    targets = torch.eye(3)  # sample i is class i
-    torch.testing.assert_close(plan(audio), torch.tensor([[2.5, 3.5], [3.0, 4.0], [5.0, 6.0]]))
-    torch.testing.assert_close(plan(targets), torch.tensor([[0.25, 0.75, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
-    features = torch.arange(12.0).view(3, 2, 2)
-    torch.testing.assert_close(plan(features)[0], 0.25 * features[0] + 0.75 * features[1])
-
-
-def test_sample_mix_plan_probability():
-    torch.manual_seed(0)
-    never = sample_mix_plan(16, prob=0.0, alpha=10.0, device=torch.device("cpu"))
-    assert torch.equal(never.weight, torch.ones(16))
-    always = sample_mix_plan(16, prob=1.0, alpha=10.0, device=torch.device("cpu"))
-    assert ((always.weight > 0) & (always.weight < 1)).all() and ((always.partner >= 0) & (always.partner < 16)).all()
+    partner = torch.tensor([[3.0, 4.0], [1.0, 2.0], [5.0, 6.0]])
+    weight = torch.tensor([0.25, 1.0, 0.5])
+    torch.testing.assert_close(mix_pair(audio, partner, weight), torch.tensor([[2.5, 3.5], [3.0, 4.0], [5.0, 6.0]]))
 
 
 def test_time_roll_is_a_circular_shift_within_limits():
     torch.manual_seed(0)
     x = torch.rand(32, 20, 3)
-    rolled = time_roll(x, max_shift=4)
+    rolled = time_roll(x, max_shift=4, seeds=torch.arange(32))
     shifts = []
     for original, out in zip(x, rolled, strict=True):
         matches = [s for s in range(-4, 4) if torch.equal(out, torch.roll(original, s, dims=0))]
@@ -149,7 +140,7 @@ def test_time_roll_is_a_circular_shift_within_limits():
 def test_feature_noise_is_bounded():
     torch.manual_seed(0)
     x = torch.zeros(8, 10, 4)
-    noisy = Augment(noise=0.3).perturb(x)
+    noisy = Augment(noise=0.3).perturb(x, torch.arange(8))
     assert (noisy >= 0).all() and (noisy < 0.3).all() and noisy.abs().sum() > 0
 
 
@@ -172,5 +163,6 @@ def test_classifier_forward_does_not_augment():
         torch.testing.assert_close(model(audio), plain, rtol=0, atol=0)
         model.train()
         torch.testing.assert_close(model(audio), plain, rtol=0, atol=0)  # forward never augments
-        augmented = model.train_features(audio, model.augment.mix_plan(4, audio.device))
+        batch = {"audio": audio, "view_seed": torch.arange(4), "mix_audio": audio.flip(0), "mix_weight": torch.full((4,), 0.6)}
+        augmented = model.train_features(batch)
         assert not torch.allclose(augmented, model.frontend(audio))  # while the training path does

@@ -1,5 +1,7 @@
-"""End to end: a tiny teacher trained on the built-in corpus, its logits written with fast_ast.teacher,
-smaller students distilled from the file (ToMe on) and from the teacher run online."""
+"""End to end: a tiny teacher trained on the built-in corpus, its logits written with fast_ast.teacher
+(clean, and as stored augmented views), smaller students distilled from the files (ToMe on), from the
+teacher run online, from an ensemble, and with unlabelled clips. The consistency tests record every
+augmented view (Augment.view) and compare the features bit for bit."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import csv
 import pytest
 import torch
 
+from fast_ast.frontend.augment import Augment
 from fast_ast.kd.store import TeacherLogits, load_logits, save_logits
+from fast_ast.kd.view_store import load_views
 from fast_ast.modules.checkpoint import load_classifier, read_checkpoint
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.teacher import write_teacher_logits
@@ -32,7 +36,7 @@ def teacher(tmp_path_factory):
     results = run_train(root / "teacher", *TEACHER)
     checkpoint = results["checkpoints"]["best"]
     cfg = compose_config(
-        "teacher", [*TINY_SYNTHETIC, f"ckpt={checkpoint}", f"output={root}/teacher_logits.safetensors", f"paths.output_dir={root}"]
+        "teacher", [*TINY_SYNTHETIC, f"ckpt_path={checkpoint}", f"output={root}/teacher_logits.safetensors", f"paths.output_dir={root}"]
     )
     return checkpoint, write_teacher_logits(cfg)
 
@@ -54,7 +58,7 @@ def test_teacher_logits_file(teacher):
 def test_teacher_command_all_splits_to_npy(teacher, tmp_path):
     checkpoint, _ = teacher
     cfg = compose_config(
-        "teacher", [*TINY_SYNTHETIC, f"ckpt={checkpoint}", "split=all", f"output={tmp_path}/all.npy", f"paths.output_dir={tmp_path}"]
+        "teacher", [*TINY_SYNTHETIC, f"ckpt_path={checkpoint}", "split=all", f"output={tmp_path}/all.npy", f"paths.output_dir={tmp_path}"]
     )
     store = load_logits(write_teacher_logits(cfg))
     assert (tmp_path / "all.json").is_file()
@@ -77,7 +81,8 @@ def test_tome_student_distils_from_the_file(teacher, tmp_path):
 
     best = results["checkpoints"]["best"]
     raw = read_checkpoint(best)  # weights_only=True
-    assert raw["hyper_parameters"]["kd"]["path"] == str(path)
+    assert "kd" not in raw["hyper_parameters"] and "distillation" not in raw["hyper_parameters"]
+    assert torch.load(best, weights_only=True)["distillation"]["kd"]["path"] == str(path)  # a record only
     assert not any(key.startswith("teacher") for key in raw["state_dict"])
     plain = load_classifier(best)
     assert type(plain) is AudioClassifier and plain.backbone.token_reduction is not None
@@ -97,9 +102,69 @@ def test_missing_teacher_rows(teacher, tmp_path):
     assert logged(tmp_path / "skip")["train/kd_missing"] == [8.0]
 
 
-def test_online_teacher_student(teacher, tmp_path):
+VIEW_AUGMENT = ("data.augment.freqm=24", "data.augment.timem=20", "data.augment.noise=0.3", "data.augment.time_shift=5", "data.augment.mixup=0.5")
+
+
+@pytest.fixture
+def recorded_views(monkeypatch):
+    """Every Augment.view call: (frontend, index [B], view [B], features [B, T, F])."""
+    calls = []
+    original = Augment.view
+
+    def record(self, frontend, batch):
+        features = original(self, frontend, batch)
+        calls.append((frontend, batch["index"].clone(), batch["view"].clone(), features.detach().clone()))
+        return features
+
+    monkeypatch.setattr(Augment, "view", record)
+    return calls
+
+
+def by_clip(calls) -> dict[tuple[int, int], torch.Tensor]:
+    return {(i, v): features[row] for _, index, view, features in calls for row, (i, v) in enumerate(zip(index.tolist(), view.tolist()))}
+
+
+def test_student_replays_the_stored_views_bit_for_bit(teacher, tmp_path, recorded_views):
     checkpoint, _ = teacher
-    results = run_train(tmp_path, "kd=teacher", f"kd.ckpt={checkpoint}", "logger=csv", "trainer.log_every_n_steps=1")
+    cfg = compose_config("teacher", [*TINY_SYNTHETIC, *VIEW_AUGMENT, f"ckpt_path={checkpoint}", "views=2", "topk=4",
+                                     f"output={tmp_path}/views.safetensors", f"paths.output_dir={tmp_path}"])
+    path = write_teacher_logits(cfg)
+    scored = by_clip(recorded_views)
+    assert len(scored) == 2 * 48  # every clip, both views
+    store = load_views(path)
+    assert store.topk_values.shape == (2, 48, 4) and store.metadata["views"] == "2"
+    assert not torch.equal(store.view_seeds[0], store.view_seeds[1])
+    recorded_views.clear()
+
+    run_train(tmp_path / "student", *VIEW_AUGMENT, "kd=logits", f"kd.path={path}", "trainer.max_epochs=3")
+    epochs = [recorded_views[i:i + 3] for i in range(0, 9, 3)]  # 48 clips / 16 per batch = 3 steps per epoch
+    for epoch, calls in enumerate(epochs):
+        assert {int(v) for _, _, view, _ in calls for v in view} == {epoch % 2}  # epoch e replays view e mod 2
+    seen = by_clip(recorded_views)
+    assert set(seen) == set(scored)
+    for key, features in seen.items():
+        torch.testing.assert_close(features, scored[key], rtol=0, atol=0)  # the features the teacher scored
+    assert not torch.equal(seen[(0, 0)], seen[(0, 1)])  # the two views differ
+
+
+def test_online_teacher_scores_the_students_features(teacher, tmp_path, recorded_views):
+    checkpoint, _ = teacher
+    results = run_train(tmp_path, *VIEW_AUGMENT, "kd=teacher", f"kd.ckpt_path={checkpoint}", "logger=csv", "trainer.log_every_n_steps=1")
     columns = logged(tmp_path)
     assert len(columns["train/kd_loss"]) == 3 and "train/kd_missing" not in columns
-    assert results["kd"]["name"] == "teacher" and results["metrics"]["val/acc"] >= 0
+    assert results["kd"]["name"] == "teacher"
+    assert len(recorded_views) == 6  # per step: the student's view, then the teacher's
+    for (student, index, _, mine), (teacher_frontend, same, _, theirs) in zip(recorded_views[::2], recorded_views[1::2]):
+        assert student is not teacher_frontend and torch.equal(index, same)
+        torch.testing.assert_close(theirs, mine, rtol=0, atol=0)
+
+
+def test_ensemble_and_unlabelled_clips(teacher, tmp_path):
+    checkpoint, path = teacher
+    results = run_train(tmp_path / "semi", "kd=teacher", f"kd.ckpt_path={checkpoint}", f"kd.path=[{path}]",
+                        "data.labelled_fraction=0.25", "logger=csv", "trainer.log_every_n_steps=1")
+    assert results["status"] == "completed"
+    results = run_train(tmp_path / "free", "kd=logits", f"kd.path={path}", "kd.label_free=true", "logger=csv", "trainer.log_every_n_steps=1")
+    columns = logged(tmp_path / "free")
+    assert columns["train/label_loss"] == [0.0, 0.0, 0.0]
+    assert columns["train/loss"] == pytest.approx(columns["train/kd_loss"], rel=1e-6)  # the teacher term alone

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fast_ast.kd.losses import distillation_loss, mixed_presence, teacher_targets
+from fast_ast.kd.losses import distillation_loss, teacher_targets
 
 
 def np_sigmoid(x):
@@ -26,10 +26,11 @@ def np_bce(logits, targets):
     return -(targets * np.log(s) + (1 - targets) * np.log(1 - s)).mean(axis=-1)
 
 
-def losses(student, labels, teacher_logits, lam, temperature, multilabel, present=None):
+def losses(student, labels, teacher_logits, lam, temperature, multilabel, present=None, labelled=None):
     present = torch.ones(len(student), dtype=torch.bool) if present is None else torch.tensor(present)
+    labelled = torch.ones(len(student), dtype=torch.bool) if labelled is None else torch.tensor(labelled)
     probs = teacher_targets(torch.tensor(teacher_logits), temperature, multilabel)
-    out = distillation_loss(torch.tensor(student), torch.tensor(labels), probs, present, lam, temperature, multilabel)
+    out = distillation_loss(torch.tensor(student), torch.tensor(labels), probs, present, labelled, lam, temperature, multilabel)
     return {key: float(value) for key, value in out.items()}
 
 
@@ -100,9 +101,23 @@ def test_clips_without_teacher_use_the_label_loss_alone():
     assert out["kd_loss"] == pytest.approx((kd[0] + kd[2]) / 2, rel=1e-5)
 
 
-def test_mixed_presence():
-    has = torch.tensor([True, False, True, True])
-    partner = torch.tensor([1, 0, 3, 2])
-    weight = torch.tensor([0.7, 1.0, 1.0, 0.4])
-    # clip 0 mixes with a missing clip -> missing; clip 1 is missing itself; clips 2, 3 mix with present ones.
-    assert mixed_presence(has, partner, weight).tolist() == [False, False, True, True]
+def test_unlabelled_clips_use_the_distillation_term_alone():
+    rng = np.random.default_rng(3)
+    student = rng.normal(size=(4, 5)).astype(np.float32)
+    labels = (rng.random((4, 5)) < 0.5).astype(np.float32)
+    labels[1] = np.nan  # an unlabelled clip's target must not leak into the loss
+    teacher = rng.normal(size=(4, 5)).astype(np.float32)
+    teacher[3] = np.nan
+    lam = 0.3
+    label = np_bce(student, np.nan_to_num(labels))
+    kd = np_bce(student, np_sigmoid(np.nan_to_num(teacher)))
+    # clip 0: both; 1: unlabelled -> kd alone; 2: unlabelled and no teacher -> nothing; 3: no teacher -> label
+    out = losses(np.nan_to_num(student), labels, teacher, lam, 1.0, multilabel=True,
+                 present=[True, True, True, False], labelled=[True, False, False, True])
+    out2 = losses(student, labels, teacher, lam, 1.0, multilabel=True,
+                  present=[True, True, False, False], labelled=[True, False, False, True])
+    expected = np.array([lam * label[0] + (1 - lam) * kd[0], kd[1], label[3]]).sum() / 3
+    assert out2["loss"] == pytest.approx(expected, rel=1e-5)
+    assert out2["label_loss"] == pytest.approx((label[0] + label[3]) / 2, rel=1e-5)
+    assert out2["kd_loss"] == pytest.approx((kd[0] + kd[1]) / 2, rel=1e-5)
+    assert math.isfinite(out["loss"])

@@ -77,7 +77,7 @@ def test_esc50_layout_with_other_categories(tmp_path):
 def test_every_command_refuses_keys_it_does_not_read(tmp_path):
     from fast_ast.config_keys import unknown_keys
 
-    required = {"eval": ["ckpt_path=x"], "predict": ["ckpt_path=x", "inputs=y"], "export": ["ckpt_path=x", "out=y"], "teacher": ["ckpt=x"]}
+    required = {"eval": ["ckpt_path=x"], "predict": ["ckpt_path=x", "inputs=y"], "export": ["ckpt_path=x", "out=y"], "teacher": ["ckpt_path=x"]}
     for command in ("train", "eval", "predict", "export", "teacher", "stats", "bench"):
         assert unknown_keys(compose_config(command, required.get(command, [])), command) == [], command
         assert unknown_keys(compose_config(command, [*required.get(command, []), "+precison=bf16-mixed"]), command) == ["precison"]

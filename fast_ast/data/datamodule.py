@@ -2,7 +2,9 @@
 
 A subclass sets `class_names` and `multilabel` in its __init__ (the model is sized from them before
 `setup`) and implements `build_split(name)` returning a Dataset of dicts
-{"audio": [clip_samples] float, "target": long or [C] float, "id": str}.
+{"audio": [clip_samples] float, "target": long or [C] float, "id": str} (optionally "labelled": bool,
+False for a clip whose target is not to be trained on). The training loader serves the split through
+fast_ast.data.views (a seed per clip and epoch that fixes its augmentation, mixup in the dataset).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from fast_ast.data.views import ViewDataset, ViewSampler
 from fast_ast.config_checks import check_batch_sizes, check_int, check_positive_number
 
 SPLITS = ("train", "val", "test")
@@ -47,6 +50,7 @@ class AudioDataModule(L.LightningDataModule, ABC):
         self.class_names: list[str] = []
         self.multilabel = False
         self.datasets: dict[str, Dataset] = {}
+        self.replay_views = None  # [E, N] view seeds of stored teacher views (fast_ast.modules.build)
 
     @property
     def num_classes(self) -> int:
@@ -96,9 +100,29 @@ class AudioDataModule(L.LightningDataModule, ABC):
         """Override for weighted/balanced sampling (None = uniform shuffling)."""
         return None
 
+    def train_views(self) -> ViewDataset:
+        """The training split served by (index, epoch) keys: one seeded view per clip and epoch."""
+        views = ViewDataset(
+            self.datasets["train"], self.num_classes, seed=int(self.augment.get("seed", 0)),
+            mixup=float(self.augment.get("mixup", 0.0)), mixup_alpha=float(self.augment.get("mixup_alpha", 10.0)),
+        )
+        views.replay = self.replay_views
+        return views
+
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self.loader("train", self.batch_size_at(epoch), shuffle=True, sampler=self.train_sampler())
+        views = self.train_views()
+        sampler = ViewSampler(views, self.train_sampler())
+        sampler.set_epoch(epoch)
+        return DataLoader(
+            views,
+            batch_size=self.batch_size_at(epoch),
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=False,
+            drop_last=False,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val", self.eval_batch_size, shuffle=False)

@@ -2,6 +2,8 @@
 
 Clip i of split s is generated from seed (seed, split index, i): one event of a random class at a random
 onset, duration and level over background noise. The same seed always gives the same corpus.
+With labelled_fraction < 1 only the first round(fraction * train_size) training clips keep their labels
+(items carry "labelled"): the rest are unlabelled clips for semi-supervised distillation (kd=...).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def synthesize_clip(
 class SyntheticClips(Dataset):
     """Pre-rendered clips of one split: audio [N, samples], labels [N]."""
 
-    def __init__(self, size: int, seed: int, split: str, samples: int, rate: int):
+    def __init__(self, size: int, seed: int, split: str, samples: int, rate: int, labelled: int | None = None):
+        self.labelled = labelled  # clips 0..labelled-1 are labelled; None: all, without a "labelled" key
         split_seed = SPLITS.index(split)
         labels, clips = [], []
         for index in range(size):
@@ -53,14 +56,22 @@ class SyntheticClips(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
-        return {"audio": self.audio[index], "target": self.labels[index], "id": f"{self.split}-{index:06d}"}
+        item = {"audio": self.audio[index], "target": self.labels[index], "id": f"{self.split}-{index:06d}"}
+        if self.labelled is not None:
+            item["labelled"] = torch.tensor(index < self.labelled)
+        return item
 
 
 class SyntheticDataModule(AudioDataModule):
     """Built-in corpus: len(EVENT_CLASSES) single-label classes, sizes per split from the config."""
 
-    def __init__(self, train_size: int = 1000, val_size: int = 200, test_size: int = 200, seed: int = 0, **kwargs):
+    def __init__(
+        self, train_size: int = 1000, val_size: int = 200, test_size: int = 200, seed: int = 0, labelled_fraction: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
+        if not 0.0 <= labelled_fraction <= 1.0:
+            raise ValueError(f"data.labelled_fraction must be in [0, 1], got {labelled_fraction}")
+        self.labelled = None if labelled_fraction == 1.0 else round(labelled_fraction * train_size)
         for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             if value < 1:
                 raise ValueError(f"data.{key} must be >= 1, got {value}")
@@ -70,4 +81,5 @@ class SyntheticDataModule(AudioDataModule):
         self.multilabel = False
 
     def build_split(self, split: str) -> Dataset:
-        return SyntheticClips(self.sizes[split], self.seed, split, self.clip_samples, self.sample_rate)
+        labelled = self.labelled if split == "train" else None
+        return SyntheticClips(self.sizes[split], self.seed, split, self.clip_samples, self.sample_rate, labelled)

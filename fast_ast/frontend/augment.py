@@ -1,71 +1,81 @@
-"""Training-time augmentation on batches, as in the AST recipes, applied on the training device.
+"""Training-time augmentation, as in the AST recipes, drawn per clip from the clip's view seed.
 
-Order in training (see AudioClassifier.features): waveform mixup -> fbank -> feature mixup ->
+A training item carries `view_seed` (fast_ast.data.views): every random draw of its view comes from
+generators seeded by it, so the same seed gives the same view wherever it is computed (the student's
+training step, an online teacher in the same step, `python -m fast_ast.teacher views=E`).
+Order (Augment.view): mixup with the item's partner (waveform or features level) -> fbank ->
 SpecAugment (masked cells set to 0 before normalisation, as AST) -> normalise -> noise -> time shift.
-Shapes: waveforms [B, S]; features [B, T, F]; targets [B, C] (one-hot or multi-hot floats).
+The mixup partner and weight are drawn in the dataset (fast_ast.data.views.ViewDataset), as the
+original AST mixes in its dataset. Shapes: waveforms [B, S]; features [B, T, F]; seeds [B] int64.
+Draws are made on the CPU, one generator per clip, so they do not depend on the device or the batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from fast_ast.frontend.fbank import FbankFrontend
 
-@dataclass
-class MixPlan:
-    """In-batch mixup: sample i becomes weight[i] * x[i] + (1 - weight[i]) * x[partner[i]].
-
-    partner [B] long, weight [B] float (1.0 where a sample is not mixed). Apply the same plan to the
-    inputs, the label targets and any teacher targets so they stay consistent.
-    """
-
-    partner: torch.Tensor
-    weight: torch.Tensor
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        return w * x + (1 - w) * x[self.partner]
+MIXUP_LEVELS = ("waveform", "features")
 
 
-def sample_mix_plan(batch: int, prob: float, alpha: float, device: torch.device) -> MixPlan:
-    """Each sample is mixed with probability `prob` with a random partner, lambda ~ Beta(alpha, alpha)."""
-    partner = torch.randint(0, batch, (batch,), device=device)
-    lam = torch.distributions.Beta(alpha, alpha).sample((batch,)).to(device)
-    mixed = torch.rand(batch, device=device) < prob
-    return MixPlan(partner, torch.where(mixed, lam, torch.ones_like(lam)))
+def clip_generators(seeds: torch.Tensor, stream: int) -> list[torch.Generator]:
+    """One CPU generator per clip, seeded from (view seed, stream): each augmentation has its own stream,
+    so switching one off does not change the draws of another."""
+    return [torch.Generator().manual_seed(int(seed) * 8 + stream) for seed in seeds.tolist()]
 
 
-def band_mask(batch: int, size: int, max_width: int, device: torch.device) -> torch.Tensor:
-    """[B, size] bool: per sample one band of width ~ U{0..max_width-1} at a uniform start."""
-    width = torch.randint(0, max(max_width, 1), (batch, 1), device=device)
-    start = (torch.rand(batch, 1, device=device) * (size - width + 1)).long()
-    position = torch.arange(size, device=device).unsqueeze(0)
-    return (position >= start) & (position < start + width)
+def mix_pair(x: torch.Tensor, partner: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """weight[b] * x[b] + (1 - weight[b]) * partner[b]; x, partner [B, ...], weight [B]."""
+    w = weight.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    return w * x + (1 - w) * partner
 
 
-def spec_augment(x: torch.Tensor, freqm: int, timem: int) -> torch.Tensor:
-    """[B, T, F] -> same, one frequency band (< freqm bins) and one time band (< timem frames) zeroed per sample."""
+def band_mask(size: int, max_width: int, generators: list[torch.Generator]) -> torch.Tensor:
+    """[B, size] bool: per clip one band of width ~ U{0..max_width-1} at a uniform start."""
+    rows = []
+    for generator in generators:
+        width = int(torch.randint(0, max(max_width, 1), (1,), generator=generator))
+        start = int(torch.rand(1, generator=generator) * (size - width + 1))
+        rows.append((torch.arange(size) >= start) & (torch.arange(size) < start + width))
+    return torch.stack(rows)
+
+
+def spec_augment(x: torch.Tensor, freqm: int, timem: int, seeds: torch.Tensor) -> torch.Tensor:
+    """[B, T, F] -> same, one frequency band (< freqm bins) and one time band (< timem frames) zeroed per clip."""
     batch, frames, bins = x.shape
-    mask = torch.zeros(batch, frames, bins, dtype=torch.bool, device=x.device)
+    mask = torch.zeros(batch, frames, bins, dtype=torch.bool)
     if freqm > 0:
-        mask |= band_mask(batch, bins, freqm, x.device).unsqueeze(1)
+        mask |= band_mask(bins, freqm, clip_generators(seeds, 0)).unsqueeze(1)
     if timem > 0:
-        mask |= band_mask(batch, frames, timem, x.device).unsqueeze(2)
-    return x.masked_fill(mask, 0.0)
+        mask |= band_mask(frames, timem, clip_generators(seeds, 1)).unsqueeze(2)
+    return x.masked_fill(mask.to(x.device), 0.0)
 
 
-def time_roll(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """[B, T, F] -> same, each sample circularly shifted in time by an integer in [-max_shift, max_shift)."""
-    batch, frames, _ = x.shape
-    shift = torch.randint(-max_shift, max_shift, (batch, 1), device=x.device)
-    index = (torch.arange(frames, device=x.device).unsqueeze(0) - shift) % frames
-    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+def uniform_noise(x: torch.Tensor, max_scale: float, seeds: torch.Tensor) -> torch.Tensor:
+    """[B, T, F] + U(0, 1) noise times a per-clip scale ~ U(0, max_scale) (AST's feature noise)."""
+    draws = []
+    for generator in clip_generators(seeds, 2):
+        scale = torch.rand(1, generator=generator) * max_scale
+        draws.append(torch.rand(x.shape[1:], generator=generator) * scale)
+    return x + torch.stack(draws).to(x.device, x.dtype)
+
+
+def time_roll(x: torch.Tensor, max_shift: int, seeds: torch.Tensor) -> torch.Tensor:
+    """[B, T, F] -> same, each clip circularly shifted in time by an integer in [-max_shift, max_shift)."""
+    frames = x.shape[1]
+    shift = torch.stack([torch.randint(-max_shift, max_shift, (1,), generator=g) for g in clip_generators(seeds, 3)])
+    index = (torch.arange(frames).unsqueeze(0) - shift) % frames  # [B, T]
+    return torch.gather(x, 1, index.to(x.device).unsqueeze(-1).expand_as(x))
 
 
 class Augment(nn.Module):
-    """Holds the augmentation settings of a corpus (conf/data/*.yaml: `augment`)."""
+    """The augmentation settings of a corpus (conf/data/*.yaml: `augment`).
+
+    mixup (probability) and mixup_alpha are drawn in the dataset; `seed` is the base of the clips'
+    view seeds (fast_ast.data.views.view_seed); the rest is applied here, on the training device.
+    """
 
     def __init__(
         self,
@@ -76,17 +86,21 @@ class Augment(nn.Module):
         timem: int = 0,
         noise: float = 0.0,
         time_shift: int = 0,
+        seed: int = 0,
     ):
         super().__init__()
         if not 0.0 <= mixup <= 1.0:
             raise ValueError(f"augment.mixup is a probability in [0, 1], got {mixup}")
-        if mixup_level not in ("waveform", "features"):
-            raise ValueError(f"augment.mixup_level must be 'waveform' or 'features', got {mixup_level!r}")
-        for key, value in (("freqm", freqm), ("timem", timem), ("noise", noise), ("time_shift", time_shift)):
+        if mixup_level not in MIXUP_LEVELS:
+            raise ValueError(f"augment.mixup_level must be one of {MIXUP_LEVELS}, got {mixup_level!r}")
+        for key, value in (("freqm", freqm), ("timem", timem), ("noise", noise), ("time_shift", time_shift), ("seed", seed)):
             if value < 0:
                 raise ValueError(f"augment.{key} must be >= 0, got {value}")
         self.mixup, self.mixup_alpha, self.mixup_level = mixup, mixup_alpha, mixup_level
-        self.freqm, self.timem, self.noise, self.time_shift = freqm, timem, noise, time_shift
+        self.freqm, self.timem, self.noise, self.time_shift, self.seed = freqm, timem, noise, time_shift, seed
+
+    def mask(self, fbank: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        return spec_augment(fbank, self.freqm, self.timem, seeds) if (self.freqm or self.timem) else fbank
 
     def check_fits(self, frames: int, bins: int) -> None:
         """SpecAugment bands must fit the features [frames, bins] they mask (checked before training)."""
@@ -97,17 +111,25 @@ class Augment(nn.Module):
                     f"set data.augment.{key} to at most {size} (0 turns it off)"
                 )
 
-    def mix_plan(self, batch: int, device: torch.device) -> MixPlan | None:
-        return sample_mix_plan(batch, self.mixup, self.mixup_alpha, device) if self.mixup > 0 else None
-
-    def mask(self, features: torch.Tensor) -> torch.Tensor:
-        return spec_augment(features, self.freqm, self.timem) if (self.freqm or self.timem) else features
-
-    def perturb(self, features: torch.Tensor) -> torch.Tensor:
+    def perturb(self, features: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         """Normalised features: AST's additive uniform noise (random scale <= noise) and time shift."""
         if self.noise > 0:
-            scale = torch.rand(features.shape[0], 1, 1, device=features.device) * self.noise
-            features = features + torch.rand_like(features) * scale
+            features = uniform_noise(features, self.noise, seeds)
         if self.time_shift > 0:
-            features = time_roll(features, self.time_shift)
+            features = time_roll(features, self.time_shift, seeds)
         return features
+
+    def view(self, frontend: FbankFrontend, batch: dict) -> torch.Tensor:
+        """The augmented, normalised features [B, T, F] of a training batch through `frontend`.
+
+        batch: "audio" [B, S], "view_seed" [B]; with mixup also "mix_audio" [B, S] and "mix_weight" [B]
+        (the dataset's partner clip and weight; targets are mixed there already).
+        """
+        audio, seeds = batch["audio"], batch["view_seed"]
+        mixing = "mix_audio" in batch
+        if mixing and self.mixup_level == "waveform":
+            audio = mix_pair(audio, batch["mix_audio"], batch["mix_weight"])
+        fbank = frontend.features(audio)
+        if mixing and self.mixup_level == "features":
+            fbank = mix_pair(fbank, frontend.features(batch["mix_audio"]), batch["mix_weight"])
+        return self.perturb(frontend.normalize(self.mask(fbank, seeds)), seeds)

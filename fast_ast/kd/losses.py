@@ -8,7 +8,8 @@ Multi-label (the EfficientAT formulation, Schmid et al. 2023):
 Single-label (Hinton et al. 2015):
     loss = lambda * CE(student, labels) + (1 - lambda) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 `lambda` weights the label term in both. Clips without a teacher prediction (has_teacher False) get the
-label loss alone, with weight 1.
+label loss alone, with weight 1; unlabelled clips (labelled False) the distillation term alone, with
+weight 1; a clip with neither contributes nothing. The loss is the mean over the clips that contribute.
 """
 
 from __future__ import annotations
@@ -48,30 +49,31 @@ def kd_loss_per_clip(
     return temperature**2 * kl.sum(dim=-1)
 
 
-def mixed_presence(has_teacher: torch.Tensor, partner: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """[B] bool after mixup: a mixed clip (weight < 1) has a teacher target only if its partner has one too."""
-    return has_teacher & (has_teacher[partner] | (weight >= 1))
-
-
 def distillation_loss(
     student_logits: torch.Tensor,
     label_targets: torch.Tensor,
     teacher_probs: torch.Tensor,
     has_teacher: torch.Tensor,
+    labelled: torch.Tensor,
     lam: float,
     temperature: float,
     multilabel: bool,
 ) -> dict[str, torch.Tensor]:
-    """Scalars {"loss", "label_loss", "kd_loss"}.
+    """Scalars {"loss", "label_loss", "kd_loss"}; has_teacher, labelled [B] bool.
 
-    loss: mean over clips of lam * label + (1 - lam) * kd (clips with a teacher target) or label (without).
-    label_loss: mean label term over all clips; kd_loss: mean distillation term over clips with a teacher
-    target (0 when none has one). teacher_probs rows where has_teacher is False are ignored.
+    loss: mean over contributing clips of lam * label + (1 - lam) * kd (labelled, with a teacher target),
+    label (labelled, without), kd (unlabelled, with). label_loss: mean label term over labelled clips;
+    kd_loss: mean distillation term over clips with a teacher target (0 where there are none). Rows of
+    teacher_probs without a teacher, and label targets of unlabelled clips, are ignored.
     """
     label = label_loss_per_clip(student_logits, label_targets, multilabel)
     teacher_probs = torch.where(has_teacher.unsqueeze(-1), teacher_probs, torch.zeros_like(teacher_probs))
     kd = kd_loss_per_clip(student_logits, teacher_probs, temperature, multilabel)
-    per_clip = torch.where(has_teacher, lam * label + (1 - lam) * kd, label)
-    present = has_teacher.sum()
-    kd_mean = torch.where(has_teacher, kd, torch.zeros_like(kd)).sum() / present.clamp(min=1)
-    return {"loss": per_clip.mean(), "label_loss": label.mean(), "kd_loss": kd_mean}
+    zero = torch.zeros_like(kd)
+    per_clip = torch.where(has_teacher & labelled, lam * label + (1 - lam) * kd, torch.where(labelled, label, torch.where(has_teacher, kd, zero)))
+    contributing = (has_teacher | labelled).sum().clamp(min=1)
+    return {
+        "loss": per_clip.sum() / contributing,
+        "label_loss": torch.where(labelled, label, zero).sum() / labelled.sum().clamp(min=1),
+        "kd_loss": torch.where(has_teacher, kd, zero).sum() / has_teacher.sum().clamp(min=1),
+    }

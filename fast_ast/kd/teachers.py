@@ -21,6 +21,7 @@ from torch import nn
 from fast_ast.backbones.ast import AST
 from fast_ast.backbones.hf_keys import hf_head_eps
 from fast_ast.backbones.weights import load_pretrained
+from fast_ast.frontend.augment import Augment
 from fast_ast.frontend.fbank import FbankFrontend
 from fast_ast.modules.checkpoint import load_classifier
 from fast_ast.model_files import read_json
@@ -35,7 +36,7 @@ HF_PREPROCESSOR_KEYS = ("sampling_rate", "num_mel_bins", "max_length", "mean", "
 
 @dataclass
 class Teacher:
-    """model: [B, S] waveform -> [B, C] logits, frozen and in eval mode."""
+    """model: [B, S] waveform -> [B, C] logits, frozen and in eval mode, with `frontend` and `backbone`."""
 
     model: nn.Module
     class_names: list[str]
@@ -45,6 +46,13 @@ class Teacher:
     @torch.no_grad()
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)
+
+    @torch.no_grad()
+    def view_logits(self, batch: dict, augment: Augment) -> torch.Tensor:
+        """[B, C] logits of the batch's augmented training view (fast_ast.frontend.augment.Augment.view):
+        the same audio, mixup partner and per-clip seeds as the student, through the teacher's own
+        frontend, so the features are the student's, bit for bit, when the frontend settings are equal."""
+        return self.model.backbone(augment.view(self.model.frontend, batch))
 
     def to(self, device: torch.device | str) -> "Teacher":
         self.model.to(device)

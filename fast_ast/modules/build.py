@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fast_ast.data.datamodule import AudioDataModule
+from fast_ast.kd.distillation import Distillation
 
 
 def corpus_arguments(datamodule: AudioDataModule) -> dict:
@@ -21,21 +22,27 @@ def corpus_arguments(datamodule: AudioDataModule) -> dict:
     }
 
 
-KD_STUDENT = "fast_ast.modules.kd_student.KDStudent"
 EVENT_CLASSIFIER = "fast_ast.modules.event_classifier.EventClassifier"
 
 
-def build_model(cfg: DictConfig, datamodule: AudioDataModule):
-    """`cfg.model` instantiated with the corpus's arguments and the `tome` group.
+def build_distillation(kd: dict, datamodule: AudioDataModule, bce: bool) -> Distillation | None:
+    """The kd group as a loss object (None for kd=none). With stored teacher views the datamodule's
+    training loader replays them: epoch e serves view e mod E with the stored seeds."""
+    if kd["name"] == "none":
+        return None
+    distillation = Distillation(kd, list(datamodule.class_names), bce, datamodule.sample_rate, dict(datamodule.augment))
+    datamodule.replay_views = distillation.replay_seeds
+    return distillation
 
-    With kd.name != none the same classifier arguments build a KDStudent, which also takes the kd group.
-    """
+
+def build_model(cfg: DictConfig, datamodule: AudioDataModule):
+    """`cfg.model` instantiated with the corpus's arguments, the `tome` group and, with kd.name != none,
+    the Distillation loss built from the `kd` group (any classifier, the event model included)."""
     if getattr(datamodule, "has_frame_targets", False) and cfg.model._target_ != EVENT_CLASSIFIER:
         raise ValueError(f"{type(datamodule).__name__} has frame-level targets: use model=ast_events (+experiment=events_ast)")
     tome = OmegaConf.to_container(cfg.tome, resolve=True)
     kd = OmegaConf.to_container(cfg.kd, resolve=True, throw_on_missing=True) if "kd" in cfg else {"name": "none"}
-    if kd["name"] == "none":
-        return instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, _convert_="all")
-    if cfg.model._target_ != "fast_ast.modules.classifier.AudioClassifier":
-        raise ValueError(f"kd={kd['name']} distils into an AudioClassifier; model._target_ is {cfg.model._target_}")
-    return instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, kd=kd, _target_=KD_STUDENT, _convert_="all")
+    bce = datamodule.multilabel or cfg.model.get("loss", "auto") == "bce"  # the classifier's loss_name rule
+    distillation = build_distillation(kd, datamodule, bce)
+    model = instantiate(cfg.model, **corpus_arguments(datamodule), tome=tome, _convert_="all", _partial_=True)
+    return model(distillation=distillation)

@@ -29,6 +29,10 @@ from fast_ast.model_files import read_json, read_safetensors
 
 # The dotted path checkpoints of the first releases stored for the AST; read as a name, never imported.
 LEGACY_AST_TARGET = "fast_ast.backbones.ast.AST"
+# hyper_parameters of earlier KD students (KDStudent's kd config): accepted and dropped on rebuild.
+LEGACY_KEYS = {"kd"}
+# Constructor arguments that are objects given at build time, never saved nor read from a file.
+NOT_SAVED = {"distillation"}
 PLAIN = (type(None), bool, int, float, str)
 EXPORT_FORMAT = "fast_ast"  # config.json "format" of a project export
 EXPORT_CONFIG, EXPORT_WEIGHTS = "config.json", "model.safetensors"
@@ -67,9 +71,8 @@ def backbone_spec(spec: Any, where: str) -> dict[str, Any]:
 def model_arguments() -> set[str]:
     """Every constructor keyword of the project's LightningModules (what `hyper_parameters` may hold)."""
     from fast_ast.modules.event_classifier import EventClassifier  # noqa: PLC0415 (imports this module)
-    from fast_ast.modules.kd_student import KDStudent  # noqa: PLC0415
 
-    return {name for cls in (AudioClassifier, EventClassifier, KDStudent) for name in constructor_arguments(cls)} - {"self", "args", "kwargs"}
+    return {name for cls in (AudioClassifier, EventClassifier) for name in constructor_arguments(cls)} | LEGACY_KEYS
 
 
 def check_hyper_parameters(hparams: Any, path: Path) -> dict[str, Any]:
@@ -132,12 +135,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def constructor_arguments(cls: type) -> set[str]:
     """Keyword arguments of `cls.__init__` and of every AudioClassifier it derives from."""
-    return {name for klass in cls.__mro__ if issubclass(klass, AudioClassifier) for name in inspect.signature(klass.__init__).parameters}
+    names = {name for klass in cls.__mro__ if issubclass(klass, AudioClassifier) for name in inspect.signature(klass.__init__).parameters}
+    return names - {"self", "args", "kwargs"} - NOT_SAVED
 
 
 def rebuild(checkpoint: dict[str, Any], cls: type = AudioClassifier, **overrides: Any) -> AudioClassifier:
     """A `cls` model from a checkpoint dict (read_checkpoint); hyperparameters `cls` does not take
-    (e.g. a KD student's kd config) are dropped, and so are weights outside its own modules (a teacher)."""
+    (e.g. an earlier KD student's kd config) are dropped, and so are weights outside its own modules (a teacher)."""
     accepted = constructor_arguments(cls)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
     hparams.update(pretrained=None)  # the checkpoint holds the trained weights

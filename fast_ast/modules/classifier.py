@@ -5,7 +5,11 @@ Single-label targets [B] long use cross-entropy (soft targets after mixup) or, w
 --loss BCE), BCE on the one-hot targets and sigmoid scores; multi-label targets [B, C] use BCE. All
 constructor arguments are plain containers so checkpoints rebuild the model on their own
 (see fast_ast.modules.checkpoint.load_classifier); `backbone` is a registry spec ({"name": ..., size
-keys}, fast_ast.backbones.registry), never something to instantiate.
+keys}, fast_ast.backbones.registry), never something to instantiate. Knowledge distillation is a loss
+object the classifier is given (`distillation`, fast_ast.kd.distillation.Distillation, built from the kd
+group by fast_ast.modules.build): not a hyperparameter, never saved.
+Training: the batch's augmented view (Augment.view, seeded per clip) -> backbone -> training_loss:
+label loss over labelled clips (batch "labelled", default all), or the distillation loss.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import torch.nn.functional as F
 
 from fast_ast.backbones.registry import build_backbone
 from fast_ast.backbones.weights import load_pretrained
-from fast_ast.frontend.augment import Augment, MixPlan
+from fast_ast.frontend.augment import Augment
 from fast_ast.frontend.fbank import FbankFrontend
+from fast_ast.kd.losses import label_loss_per_clip
 from fast_ast.modules.compile import compile_backbone
 from fast_ast.modules.finetune import apply_finetune
 from fast_ast.modules.metrics import build_metrics, clip_metric_names, finalize
@@ -45,11 +50,13 @@ class AudioClassifier(L.LightningModule):
         pretrained_format: str = "auto",
         pretrained_prefix: str | None = None,
         loss: str = "auto",
+        distillation=None,
         compile: bool = False,
         compile_backend: str = "inductor",
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["distillation"])
+        self.distillation = distillation
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         check_optim(optim)
@@ -79,14 +86,9 @@ class AudioClassifier(L.LightningModule):
         """[B, S] waveform -> [B, C] logits (no augmentation)."""
         return self.backbone(self.frontend(audio))
 
-    def train_features(self, audio: torch.Tensor, plan: MixPlan | None) -> torch.Tensor:
-        """[B, S] -> [B, T, F] augmented, normalised features (mixup at the configured level)."""
-        if plan is not None and self.augment.mixup_level == "waveform":
-            audio = plan(audio)
-        fbank = self.frontend.features(audio)
-        if plan is not None and self.augment.mixup_level == "features":
-            fbank = plan(fbank)
-        return self.augment.perturb(self.frontend.normalize(self.augment.mask(fbank)))
+    def train_features(self, batch: dict) -> torch.Tensor:
+        """A training batch -> [B, T, F] its augmented, normalised view (fast_ast.frontend.augment)."""
+        return self.augment.view(self.frontend, batch)
 
     def target_matrix(self, target: torch.Tensor) -> torch.Tensor:
         """[B] class indices or [B, C] multi-hot -> [B, C] float targets."""
@@ -108,21 +110,46 @@ class AudioClassifier(L.LightningModule):
         return [f"{stage}/loss", *(f"{stage}/{name}" for name in clip_metric_names(self.multilabel))]
 
     # ---- training ------------------------------------------------------------------------------
-    def training_loss(self, logits: torch.Tensor, batch: dict, plan: MixPlan | None) -> tuple[torch.Tensor, dict]:
-        """Returns (loss, values to log). Subclasses (KD) add terms here."""
-        targets = self.target_matrix(batch["target"])
-        if plan is not None:
-            targets = plan(targets)
-        loss = self.label_loss(logits, targets)
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if stage == "fit" and self.distillation is not None and datamodule is not None:
+            self.distillation.check_dataset(datamodule.datasets["train"])
+
+    def on_fit_start(self) -> None:
+        if self.distillation is not None:
+            self.distillation.to(self.device)
+
+    def clip_loss(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Clip logits [B, C] -> (loss, values to log): the label loss over the labelled clips, or the
+        distillation loss when the classifier was given one."""
+        targets = self.target_matrix(batch["target"])  # mixed in the dataset under mixup
+        if self.distillation is not None:
+            return self.distillation(logits, targets, batch, self.augment)
+        per_clip = label_loss_per_clip(logits, targets, self.loss_name == "bce")
+        labelled = batch.get("labelled")
+        if labelled is None:
+            loss = per_clip.mean()
+        else:
+            labelled = labelled.to(per_clip.device, per_clip.dtype)
+            loss = (per_clip * labelled).sum() / labelled.sum().clamp(min=1)
         return loss, {"train/loss": loss}
 
+    def training_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Augmented features [B, T, F] -> (loss, values to log). The event model overrides this."""
+        return self.clip_loss(self.backbone(features), batch)
+
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
-        audio = batch["audio"]
-        plan = self.augment.mix_plan(audio.shape[0], audio.device)
-        logits = self.backbone(self.train_features(audio, plan))
-        loss, logs = self.training_loss(logits, batch, plan)
-        self.log_dict(logs, prog_bar=True, batch_size=audio.shape[0])
+        loss, logs = self.training_loss(self.train_features(batch), batch)
+        size = batch["audio"].shape[0]
+        if "train/kd_missing" in logs:  # clips without a teacher row, summed over the epoch
+            self.log("train/kd_missing", logs.pop("train/kd_missing"), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size)
+        self.log_dict(logs, prog_bar=True, batch_size=size)
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The distillation settings go with the student's checkpoint as a record (never read back)."""
+        if self.distillation is not None:
+            checkpoint["distillation"] = {"kd": self.distillation.config, "teachers": self.distillation.teacher_names}
 
     def evaluation_step(self, batch: dict, metrics, stage: str) -> None:
         logits = self(batch["audio"])

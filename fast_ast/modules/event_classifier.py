@@ -30,7 +30,6 @@ from torch import nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
 
-from fast_ast.frontend.augment import MixPlan
 from fast_ast.modules.checkpoint import read_checkpoint, rebuild
 from fast_ast.modules.classifier import AudioClassifier
 from fast_ast.tome import apply_tome
@@ -174,24 +173,20 @@ class EventClassifier(AudioClassifier):
         times = self.frame_times(frame_logits.shape[1])
         return interpolate_frames(frame_logits, times.to(frame_logits.device), centres.to(frame_logits.device))
 
-    def frame_loss(self, frame_logits: torch.Tensor, frame_target: torch.Tensor, plan: MixPlan | None) -> torch.Tensor:
-        """frame_target [B, C, bins] -> BCE of the interpolated frame logits."""
+    def frame_loss(self, frame_logits: torch.Tensor, frame_target: torch.Tensor) -> torch.Tensor:
+        """frame_target [B, C, bins] (mixed in the dataset under mixup) -> BCE of the interpolated frame logits."""
         targets = frame_target.transpose(1, 2).float()
-        if plan is not None:
-            targets = plan(targets)
         return F.binary_cross_entropy_with_logits(self.bin_logits(frame_logits, targets.shape[1]), targets)
 
     # ---- training and evaluation -----------------------------------------------------------------
-    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
-        audio = batch["audio"]
-        plan = self.augment.mix_plan(audio.shape[0], audio.device)
-        clip_logits, frame_logits = self.outputs(self.train_features(audio, plan))
-        clip_loss, logs = self.training_loss(clip_logits, batch, plan)
-        frame_loss = self.frame_loss(frame_logits, batch["frame_target"], plan)
+    def training_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The clip loss (labels or distillation, AudioClassifier.clip_loss) + frame_loss_weight * frame BCE."""
+        clip_logits, frame_logits = self.outputs(features)
+        clip_loss, logs = self.clip_loss(clip_logits, batch)
+        frame_loss = self.frame_loss(frame_logits, batch["frame_target"])
         loss = clip_loss + self.frame_loss_weight * frame_loss
         logs.update({"train/clip_loss": clip_loss, "train/frame_loss": frame_loss, "train/loss": loss})
-        self.log_dict(logs, prog_bar=True, batch_size=audio.shape[0])
-        return loss
+        return loss, logs
 
     def evaluation_step(self, batch: dict, metrics, stage: str) -> None:
         clip_logits, frame_logits = self.outputs(self.frontend(batch["audio"]))
