@@ -76,11 +76,11 @@ def run(cfg: DictConfig) -> dict:
     targets = torch.randint(0, eager.num_classes, (cfg.batch_size,), device=device)
 
     backbones = {}  # (compiled, r) -> backbone with that ToMe setting (a compiled copy per r)
-    schedules = {}
+    reductions = {}  # r -> the installed TokenReduction (None for r = 0)
     for compiled, r in dict.fromkeys((c, r) for _, c, r in combos):
         backbone = copy.deepcopy(eager) if (compiled or r) else eager
         merging = apply_tome(backbone, r=r, inflection=tome["inflection"], prop_attn=tome["prop_attn"])
-        schedules[r] = merging.schedule if merging else [0] * backbone.depth
+        reductions[r] = merging
         backbones[compiled, r] = compile_backbone(backbone, settings.compile_backend) if compiled else backbone
 
     def eval_call(precision, compiled, r):
@@ -144,7 +144,7 @@ def run(cfg: DictConfig) -> dict:
             "precision": precision,
             "compile": compiled,
             "r": r,
-            "flops_ratio": ast_forward_flops(eager, schedules[r] if r else None) / flops0,
+            "flops_ratio": ast_forward_flops(eager, reductions[r]) / flops0,
         }
         if settings.eval:
             eval_median = statistics.median(eval_times[name])
