@@ -20,7 +20,7 @@ def single_thread():
 @pytest.mark.parametrize(("teacher", "student"), [("ast", "mobilenet"), ("mobilenet", "ast")])
 def test_cross_family_distillation(teacher, student, tmp_path):
     trained = train_backbone(tmp_path / "teacher", teacher, "test=false")
-    results = train_backbone(tmp_path / "student", student, "kd=teacher", f"kd.ckpt={trained['checkpoints']['best']}", "test=false")
+    results = train_backbone(tmp_path / "student", student, "kd=teacher", f"kd.ckpt_path={trained['checkpoints']['best']}", "test=false")
     assert results["kd"]["name"] == "teacher" and 0.0 <= results["metrics"]["val/acc"] <= 1.0
     distilled = load_classifier(results["checkpoints"]["last"])
     assert backbone_name(distilled.backbone) == student

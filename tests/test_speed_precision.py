@@ -117,7 +117,7 @@ def test_predict_and_teacher_precision_keys(bf16_trained, tmp_path):
     logits = {}
     for precision in ("32-true", "bf16-mixed"):
         cfg = compose_config("teacher", [
-            *TINY_SYNTHETIC, f"ckpt={checkpoint}", "split=val", f"output={tmp_path / precision}.safetensors",
+            *TINY_SYNTHETIC, f"ckpt_path={checkpoint}", "split=val", f"output={tmp_path / precision}.safetensors",
             f"paths.output_dir={tmp_path}", f"precision={precision}", "device=cpu",
         ])
         store = load_logits(write_teacher_logits(cfg))

@@ -91,7 +91,8 @@ def hf_step(model, optimizer, device):
 def project_step(model, optimizer, device):
     def step(batch: dict) -> torch.Tensor:
         audio = batch["audio"].to(device)
-        logits = model.backbone(model.train_features(audio, None))
+        view = {"audio": audio, "view_seed": batch.get("view_seed", torch.arange(audio.shape[0]))}
+        logits = model.backbone(model.train_features(view))
         loss = model.label_loss(logits, model.target_matrix(batch["target"].to(device)))
         loss.backward()
         optimizer.step()

@@ -50,7 +50,7 @@ def training_steps(cfg: DictConfig, precision: str, r: int, batch_size: int, ste
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         with autocast(precision, device):
-            logits = model.backbone(model.train_features(audio, None))
+            logits = model.backbone(model.train_features({"audio": audio, "view_seed": torch.arange(batch_size)}))
             loss = model.label_loss(logits, model.target_matrix(targets))
         loss.backward()
         optimizer.step()
