@@ -112,7 +112,9 @@ class AudioDataModule(L.LightningDataModule, ABC):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         views = self.train_views()
-        sampler = ViewSampler(views, self.train_sampler())
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ViewSampler(views, self.train_sampler(), replicas, rank, seed=int(self.augment.get("seed", 0)))
         sampler.set_epoch(epoch)
         return DataLoader(
             views,

@@ -7,7 +7,7 @@ from a NumPy generator seeded from it, and the item carries the seed for the mod
 (SpecAugment, noise, time shift: fast_ast.frontend.augment). The same (seed, index, view) therefore gives
 the same view in training and in `python -m fast_ast.teacher views=E`.
 
-ViewSampler wraps a sampler and yields (index, epoch) keys; Lightning calls its set_epoch. A student
+ViewSampler yields (index, epoch) keys, one disjoint shard per DDP rank; Lightning calls its set_epoch. A student
 replaying stored teacher views (kd.path with views) sets `replay` to the store's seeds [E, N]: epoch e
 then serves view e mod E with the stored seed.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, RandomSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from fast_ast.callbacks.batch_seed import derived_seed
 
@@ -88,29 +88,37 @@ class ViewDataset(Dataset):
             item["labelled"] = torch.tensor(bool(item["labelled"]) and bool(other["labelled"]))
 
 
-class ViewSampler(Sampler):
-    """Yields (index, epoch) for every index `sampler` yields (a RandomSampler over `dataset` if None)."""
+class ViewSampler(DistributedSampler):
+    """Yields (index, epoch) keys: this rank's share of the epoch's shuffled indices, or of the indices
+    `sampler` draws (a weighted sampler) when one is given.
 
-    def __init__(self, dataset: Dataset, sampler: Sampler | None = None):
-        self.sampler = sampler if sampler is not None else RandomSampler(dataset)
-        self.epoch = 0
+    It is a DistributedSampler so that Lightning neither wraps nor replaces it under DDP (a wrapper would
+    freeze the first epoch's keys and draw each rank's permutation from its own generator): the
+    permutation comes from (seed, epoch), the same on every rank, and ranks take disjoint shards
+    (padded to equal length, as DistributedSampler does). Lightning calls set_epoch every epoch.
+    """
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, dataset: Dataset, sampler: Sampler | None = None, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.sampler = sampler
 
     @property
-    def generator(self):  # fast_ast.callbacks.batch_seed reseeds the shuffling through this
+    def generator(self):  # fast_ast.callbacks.batch_seed reseeds a weighted sampler's draws through this
         return getattr(self.sampler, "generator", None)
 
     @generator.setter
     def generator(self, value) -> None:
-        self.sampler.generator = value
+        if self.sampler is not None:
+            self.sampler.generator = value
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        if self.sampler is None:
+            return super().__len__()
+        return len(range(self.rank, len(self.sampler), self.num_replicas))
 
     def __iter__(self):
-        for index in self.sampler:
+        indices = super().__iter__() if self.sampler is None else list(self.sampler)[self.rank :: self.num_replicas]
+        for index in indices:
             yield int(index), self.epoch
 
 
