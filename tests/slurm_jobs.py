@@ -70,9 +70,14 @@ def cancel_sweep(sweep: Path) -> None:
         subprocess.run(["scancel", *arrays], capture_output=True)
 
 
-def job_id(job_dir: Path) -> str:
-    """The SLURM id ("<array>_<task>") of a sweep job, from the .hydra/hydra.yaml it wrote."""
-    return str(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra.job.id)
+def job_id(job_dir: Path) -> str | None:
+    """The SLURM id ("<array>_<task>") of a sweep job, from the .hydra/hydra.yaml it wrote; None until that
+    file is there and whole (Hydra writes it in place, so it can be seen half written)."""
+    path = job_dir / ".hydra" / "hydra.yaml"
+    if not path.is_file():
+        return None
+    written = OmegaConf.select(OmegaConf.load(path), "hydra.job.id")
+    return None if written is None else str(written)
 
 
 def job_state(job: str) -> tuple[str, str]:

@@ -42,7 +42,7 @@ def test_node_failure_mid_sweep_requeues_the_job_on_the_other_node_and_it_resume
     launcher = start_sweep(tmp_path, *SWEEP)
     jobs = {n: sweep / n for n in ("0", "1")}
     try:
-        wait_for(lambda: all((d / ".hydra" / "hydra.yaml").is_file() for d in jobs.values()), "both jobs to start", launcher)
+        wait_for(lambda: all(job_id(d) for d in jobs.values()), "both jobs to start", launcher)
         ids = {n: job_id(d) for n, d in jobs.items()}
         nodes = {n: wait_for(lambda n=n: job_state(ids[n])[1], f"job {n}'s node", launcher) for n in jobs}
         assert sorted(nodes.values()) == list(NODES), f"the sweep did not spread over the nodes: {nodes}"
