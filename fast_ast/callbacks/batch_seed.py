@@ -3,8 +3,8 @@
 Lightning checkpoints do not hold the random generators' state, so a run resumed from last.ckpt (a
 requeued SLURM job, a re-run command) would shuffle and augment differently from the run it continues.
 This callback seeds
-  - at the start of each epoch, from (seed, epoch, rank): the train sampler's shuffling
-    (RandomSampler, WeightedRandomSampler; Lightning's DistributedSampler is seeded by epoch already),
+  - at the start of each epoch, from (seed, epoch, rank): a weighted train sampler's draws
+    (the plain shuffle of fast_ast.data.views.ViewSampler is seeded by (data.augment.seed, epoch) already),
     the loader's own generator, and the global generators that the epoch's first batch is read with;
   - before each training batch, from (seed, epoch, batch, rank): Python's, NumPy's and torch's global
     generators (SpecAugment masks, mixup, dropout, and the random reads of the next batch),
